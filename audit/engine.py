@@ -1,0 +1,192 @@
+"""run_audit(tables, guideline) -> findings + cycle table + counts. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import polars as pl
+
+from audit import frames
+from audit.courses import assign_cycles, build_cycles, in_scope_mask
+from audit.dosing import with_dosing_weight
+from audit.guideline import SEVERITY_ORDER, Guideline
+from audit.rules import RULES, RuleInput
+from audit.rules.iga import DEFICIENT, NORMAL, NOT_SCREENED
+
+_CYCLE_KEY = ["patient_id", "course_id", "cycle_number"]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What the audit found. Frames follow ``audit.frames``; counts are plain integers."""
+
+    findings: pl.DataFrame
+    cycles: pl.DataFrame
+    out_of_scope: pl.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _iga_context(cycles: pl.DataFrame, labs: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
+    """Attach the latest IgA result at or before each cycle's first administration."""
+    threshold = guideline.value("iga_deficiency_mg_dl")
+    is_deficient = (pl.col("censor") == "<") | (
+        pl.col("censor").is_null() & (pl.col("iga_mg_dl") < threshold)
+    )
+    # One result per patient and instant; when results share an instant, a deficient one wins.
+    latest = (
+        labs.select("patient_id", "collected_at", "iga_mg_dl", "censor")
+        .with_columns(is_deficient=is_deficient.fill_null(False))
+        .sort(["patient_id", "collected_at", "is_deficient", "iga_mg_dl"], descending=[False, False, True, False])
+        .unique(["patient_id", "collected_at"], keep="first", maintain_order=True)
+        .rename({"collected_at": "iga_collected_at", "censor": "iga_censor"})
+        .sort("iga_collected_at")
+    )
+    joined = cycles.sort("first_admin_at").join_asof(
+        latest,
+        left_on="first_admin_at",
+        right_on="iga_collected_at",
+        by="patient_id",
+        strategy="backward",
+        check_sortedness=False,  # both sides sorted on the key just above
+    )
+    return joined.with_columns(
+        iga_status=pl.when(pl.col("iga_collected_at").is_null())
+        .then(pl.lit(NOT_SCREENED))
+        .when(pl.col("is_deficient"))
+        .then(pl.lit(DEFICIENT))
+        .otherwise(pl.lit(NORMAL))
+    ).drop("is_deficient")
+
+
+def _review_context(cycles: pl.DataFrame, reviews: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
+    """For the first cycle past the maximum, whether a review falls in the window."""
+    checked_cycle = int(guideline.value("max_cycles_without_review")) + 1
+    window_cycle = int(guideline.value("review_window_start_cycle"))
+    window = cycles.filter(pl.col("cycle_number") == window_cycle).select(
+        "course_id", window_from=pl.col("cycle_start")
+    )
+    last_review = (
+        reviews.select("patient_id", review_on=pl.col("reviewed_on")).unique().sort("review_on")
+    )
+    checked = (
+        cycles.filter(pl.col("cycle_number") == checked_cycle)
+        .select("patient_id", "course_id", "cycle_number", "cycle_start")
+        .join(window, on="course_id", how="left")
+        .sort("cycle_start")
+        .join_asof(last_review, left_on="cycle_start", right_on="review_on", by="patient_id", strategy="backward",
+                   check_sortedness=False)
+        .select(
+            "course_id",
+            "cycle_number",
+            has_review_in_window=(pl.col("review_on") >= pl.col("window_from")).fill_null(False),
+        )
+    )
+    return cycles.join(checked, on=["course_id", "cycle_number"], how="left")
+
+
+def _period_mask(period_start: date | None, period_end: date | None) -> pl.Expr:
+    mask = pl.lit(True)
+    if period_start is not None:
+        mask = mask & (pl.col("cycle_start") >= period_start)
+    if period_end is not None:
+        mask = mask & (pl.col("cycle_start") <= period_end)
+    return mask
+
+
+def build_cycle_table(
+    admins: pl.DataFrame,
+    labs: pl.DataFrame,
+    reviews: pl.DataFrame,
+    guideline: Guideline,
+    period_start: date | None = None,
+    period_end: date | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """In-scope administrations -> (cycles with every computed column, infusion days)."""
+    admins, days = assign_cycles(admins, guideline)
+    cycles = build_cycles(admins, days, guideline)
+    cycles = with_dosing_weight(cycles, guideline)
+    cycles = cycles.with_columns(
+        g_per_kg=pl.col("total_g") / pl.col("dosing_weight_kg"),
+        max_daily_g_per_kg=pl.col("max_daily_g") / pl.col("dosing_weight_kg"),
+        in_period=_period_mask(period_start, period_end),
+    )
+    cycles = _iga_context(cycles, labs, guideline)
+    cycles = _review_context(cycles, reviews, guideline)
+    days = days.join(
+        cycles.select("patient_id", "cycle_seq", *_CYCLE_KEY[1:], "dosing_weight_kg", "in_period"),
+        on=["patient_id", "cycle_seq"],
+        how="inner",
+    ).with_columns(day_g_per_kg=pl.col("day_g") / pl.col("dosing_weight_kg"))
+    return cycles, days
+
+
+def evaluate_rules(cycles: pl.DataFrame, days: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
+    """Run every enabled rule on the cycles in the audit period; findings sorted for reading."""
+    rule_input = RuleInput(
+        cycles=cycles.filter(pl.col("in_period")),
+        days=days.filter(pl.col("in_period")),
+    )
+    enabled = set(guideline.enabled_rules())
+    parts = []
+    for code, rule in RULES:
+        if code not in enabled:
+            continue
+        found = rule(rule_input, guideline)
+        parts.append(
+            found.with_columns(
+                rule_code=pl.lit(code),
+                severity=pl.lit(guideline.rules[code].severity),
+            )
+        )
+    findings = pl.concat(parts, how="vertical") if parts else frames.empty(frames.FINDINGS)
+    findings = findings.select([pl.col(c).cast(t) for c, t in frames.FINDINGS.items()])
+    return sort_findings(findings)
+
+
+def sort_findings(findings: pl.DataFrame) -> pl.DataFrame:
+    """Severity (high first), then patient, cycle start and rule code."""
+    rank = pl.col("severity").replace_strict(SEVERITY_ORDER, return_dtype=pl.Int64, default=len(SEVERITY_ORDER))
+    return findings.sort(
+        [rank, pl.col("patient_id"), pl.col("cycle_start"), pl.col("course_id"), pl.col("rule_code")]
+    )
+
+
+def run_audit(
+    infusions: pl.DataFrame,
+    labs: pl.DataFrame,
+    reviews: pl.DataFrame,
+    guideline: Guideline,
+    *,
+    period_start: date | None = None,
+    period_end: date | None = None,
+) -> AuditResult:
+    """Audit validated tables (``audit.frames`` INFUSIONS, LABS, REVIEWS) against a guideline.
+
+    All history is context (cycle numbering, intervals, IgA results); findings are
+    reported only for cycles whose start lies in ``[period_start, period_end]``.
+    """
+    scoped = infusions.with_columns(_in_scope=in_scope_mask(guideline))
+    admins = scoped.filter(pl.col("_in_scope")).drop("_in_scope")
+    out_of_scope = scoped.filter(~pl.col("_in_scope")).drop("_in_scope").sort("source_file", "source_row")
+
+    cycles, days = build_cycle_table(admins, labs, reviews, guideline, period_start, period_end)
+    findings = evaluate_rules(cycles, days, guideline)
+
+    per_cycle = findings.group_by("course_id", "cycle_number").agg(exception_count=pl.len().cast(pl.Int64))
+    cycles = (
+        cycles.join(per_cycle, on=["course_id", "cycle_number"], how="left")
+        .with_columns(pl.col("exception_count").fill_null(0))
+        .select([pl.col(c).cast(t) for c, t in frames.CYCLES.items()])
+        .sort("patient_id", "cycle_start")
+    )
+    reported = cycles.filter(pl.col("in_period"))
+    counts = {
+        "rows_audited": admins.height,
+        "rows_out_of_scope": out_of_scope.height,
+        "patients": reported.get_column("patient_id").n_unique(),
+        "courses": reported.get_column("course_id").n_unique(),
+        "cycles": reported.height,
+        "cycles_all_history": cycles.height,
+    }
+    return AuditResult(findings=findings, cycles=cycles, out_of_scope=out_of_scope, counts=counts)

@@ -1,0 +1,119 @@
+"""Dosing weight (IBW, actual and why), grouping facts and indication scope."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from audit.courses import in_scope_mask
+from audit.dosing import with_dosing_weight
+from audit.guideline import Guideline
+from tests.audit import factories as f
+from tests.audit.conftest import audit_rows
+
+
+def _basis(guideline: Guideline, **patient: object) -> dict[str, object]:
+    rows = f.cycle("P1", "2025-01-06", [30.0, 30.0], **patient)  # type: ignore[arg-type]
+    return audit_rows(guideline, rows).cycles.row(0, named=True)
+
+
+def test_ibw_devine_female_and_male(guideline: Guideline) -> None:
+    """IBW = 45.5 kg (F) or 50 kg (M) + 2.3 kg per inch over 60 in."""
+    female = _basis(guideline, sex="F", height_cm=170.0, weight_kg=90.0)
+    male = _basis(guideline, sex="M", height_cm=170.0, weight_kg=90.0)
+    assert female["ibw_kg"] == pytest.approx(45.5 + 2.3 * (170 / 2.54 - 60))
+    assert male["ibw_kg"] == pytest.approx(50.0 + 2.3 * (170 / 2.54 - 60))
+    assert female["weight_basis"] == "ibw"
+    assert female["dosing_weight_kg"] == pytest.approx(female["ibw_kg"])
+
+
+@pytest.mark.parametrize(
+    ("birth", "basis"),
+    [(date(2007, 1, 7), "actual_minor"), (date(2007, 1, 6), "ibw"), (date(2007, 1, 5), "ibw")],
+    ids=["day-before-18th-birthday", "18th-birthday", "day-after"],
+)
+def test_minor_uses_actual_weight(guideline: Guideline, birth: date, basis: str) -> None:
+    """Under 18 at cycle start (2025-01-06) the actual weight is the dosing weight."""
+    row = _basis(guideline, birth_date=birth, height_cm=170.0, weight_kg=90.0)
+    assert row["weight_basis"] == basis
+    assert row["age_years"] == (17 if basis == "actual_minor" else 18)
+
+
+@pytest.mark.parametrize(("height", "basis"), [(152.3, "actual_short"), (152.4, "ibw"), (152.5, "ibw")])
+def test_short_patient_uses_actual_weight(guideline: Guideline, height: float, basis: str) -> None:
+    """Shorter than 152.4 cm (60 in) the actual weight is used."""
+    assert _basis(guideline, height_cm=height, weight_kg=90.0)["weight_basis"] == basis
+
+
+def test_lighter_than_ibw_uses_actual_weight(guideline: Guideline) -> None:
+    """A patient lighter than IBW is dosed on actual weight; at IBW exactly, on IBW."""
+    ibw = 45.5 + 2.3 * (170 / 2.54 - 60)
+    light = _basis(guideline, height_cm=170.0, weight_kg=ibw - 0.1)
+    equal = _basis(guideline, height_cm=170.0, weight_kg=ibw)
+    assert light["weight_basis"] == "actual_lighter_than_ibw"
+    assert light["dosing_weight_kg"] == pytest.approx(ibw - 0.1)
+    assert equal["weight_basis"] == "ibw"
+
+
+def test_dosing_weight_comes_from_first_administration(guideline: Guideline) -> None:
+    """The cycle's dosing facts come from its first administration, whatever the row order."""
+    rows = [
+        f.admin("P1", "2025-01-07 09:00", 30.0, weight_kg=99.0, height_cm=150.0),
+        f.admin("P1", "2025-01-06 09:00", 30.0, weight_kg=60.0, height_cm=150.0),
+    ]
+    row = audit_rows(guideline, rows).cycles.row(0, named=True)
+    assert row["actual_weight_kg"] == 60.0
+    assert row["dosing_weight_kg"] == 60.0
+
+
+def test_with_dosing_weight_unknown_without_sex(guideline: Guideline) -> None:
+    """An adult of normal height with no sex recorded has an unknown dosing weight."""
+    cycles = pl.DataFrame(
+        {
+            "actual_weight_kg": [70.0],
+            "height_cm": [170.0],
+            "sex": [None],
+            "birth_date": [date(1970, 1, 1)],
+            "cycle_start": [date(2025, 1, 6)],
+        },
+        schema_overrides={"sex": pl.String},
+    )
+    row = with_dosing_weight(cycles, guideline).row(0, named=True)
+    assert row["weight_basis"] == "unknown"
+    assert row["dosing_weight_kg"] is None
+
+
+@pytest.mark.parametrize(
+    ("indication", "in_scope"),
+    [
+        ("M33.1", True),
+        ("M33.10", True),
+        ("M3310", True),
+        ("m33.90", True),
+        ("M33.02", True),
+        (" Dermatomyositis ", True),
+        ("juvenile DERMATOMYOSITIS", True),
+        ("M33.2", False),
+        ("M33", False),
+        ("G61.81", False),
+        ("polymyositis", False),
+    ],
+)
+def test_scope_by_icd10_code_or_text(guideline: Guideline, indication: str, in_scope: bool) -> None:
+    """Dermatomyositis is M33.0/M33.1/M33.9 with or without the dot, or text containing the word."""
+    df = pl.DataFrame({"indication": [indication]})
+    assert df.select(in_scope_mask(guideline)).item() is in_scope
+
+
+def test_out_of_scope_rows_are_listed_not_audited(guideline: Guideline) -> None:
+    """Out-of-scope rows are counted and returned, and build no cycles."""
+    rows = f.cycle("P1", "2025-01-06", [30.0, 30.0], indication="G61.81") + f.cycle(
+        "P2", "2025-01-06", [30.0, 30.0]
+    )
+    result = audit_rows(guideline, rows)
+    assert result.counts["rows_out_of_scope"] == 2
+    assert result.counts["rows_audited"] == 2
+    assert result.cycles["patient_id"].to_list() == ["P2"]
+    assert result.out_of_scope["patient_id"].to_list() == ["P1", "P1"]
