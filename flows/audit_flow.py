@@ -1,0 +1,129 @@
+"""The Prefect flow: thin tasks around ``flows.steps``.
+
+Parameters are paths and plain values (Prefect stores and shows them); frames travel
+between tasks in memory with caching off (hashing a large frame costs seconds). Log
+lines carry counts and timings only, never an identifier or a cell value.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
+
+from audit.engine import AuditResult
+from audit.guideline import GuidelineError
+from flows import steps
+from validators.errors import InputError
+
+#: Failure messages that start with these are the user's to fix (CLI exit status 2).
+BAD_INPUT = "Bad input: "
+BAD_CONFIG = "Bad configuration: "
+
+
+@task(name="read-and-validate", cache_policy=NO_CACHE)
+def load_task(cfg: steps.RunConfig, timer: steps.Timer) -> steps.Inputs | str:
+    """Read and validate the inputs; a user-fixable problem comes back as its message."""
+    logger = get_run_logger()
+    try:
+        inputs = steps.load_inputs(cfg, timer)
+    except InputError as exc:
+        return BAD_INPUT + str(exc)
+    except (GuidelineError, steps.ConfigError) as exc:
+        return BAD_CONFIG + str(exc)
+    inf = inputs.infusions
+    logger.info(
+        "infusions: %d rows read, %d usable, %d rejected, %d duplicate (%.2f s)",
+        inf.rows_read,
+        inf.frame.height,
+        inf.rows_rejected,
+        inf.rows_duplicate,
+        timer.seconds.get("read_validate", 0.0),
+    )
+    for kind, loaded in (("labs", inputs.labs), ("reviews", inputs.reviews)):
+        if loaded is not None:
+            logger.info(
+                "%s: %d rows read, %d usable, %d rejected, %d ignored",
+                kind,
+                loaded.rows_read,
+                loaded.frame.height,
+                loaded.rows_rejected,
+                loaded.rows_ignored,
+            )
+    return inputs
+
+
+@task(name="audit", cache_policy=NO_CACHE)
+def audit_task(inputs: steps.Inputs, cfg: steps.RunConfig, timer: steps.Timer) -> AuditResult:
+    result = steps.audit(inputs, cfg, timer)
+    get_run_logger().info(
+        "audited %d rows (%d out of scope): %d cycles in period, %d exceptions (%.2f s)",
+        result.counts["rows_audited"],
+        result.counts["rows_out_of_scope"],
+        result.counts["cycles"],
+        result.findings.height,
+        timer.seconds.get("audit", 0.0),
+    )
+    return result
+
+
+@task(name="write-reports", cache_policy=NO_CACHE)
+def write_task(
+    inputs: steps.Inputs, result: AuditResult, cfg: steps.RunConfig, timer: steps.Timer
+) -> dict[str, Any] | str:
+    summary = steps.summarize(inputs, result, cfg, timer.seconds)
+    try:
+        steps.write_reports(inputs, result, summary, cfg, timer)
+    except steps.ConfigError as exc:
+        return BAD_CONFIG + str(exc)
+    get_run_logger().info(
+        "reports written to %s (%.2f s)",
+        cfg.out_dir,
+        timer.seconds.get("write_csv", 0.0) + timer.seconds.get("write_workbook", 0.0),
+    )
+    return summary
+
+
+@flow(name="ivig-audit", log_prints=False, validate_parameters=True)
+def audit_flow(
+    infusions: str,
+    out_dir: str,
+    labs: str | None = None,
+    reviews: str | None = None,
+    mapping: str | None = None,
+    guideline: str = "mayo-2013",
+    period_start: date | None = None,
+    period_end: date | None = None,
+    pseudonymize: bool = False,
+    price_per_g: float | None = None,
+    max_detail_rows: int = 50_000,
+    generated_at: datetime | None = None,
+) -> State[Any]:
+    """Audit IVIG administrations for dermatomyositis against a guideline profile."""
+    cfg = steps.RunConfig(
+        infusions=Path(infusions),
+        out_dir=Path(out_dir),
+        labs=Path(labs) if labs else None,
+        reviews=Path(reviews) if reviews else None,
+        mapping=Path(mapping) if mapping else None,
+        guideline=guideline,
+        period_start=period_start,
+        period_end=period_end,
+        pseudonymize=pseudonymize,
+        price_per_g=price_per_g,
+        max_detail_rows=max_detail_rows,
+        generated_at=generated_at or datetime.now().replace(microsecond=0),
+    )
+    timer = steps.Timer()
+    loaded = load_task(cfg, timer)
+    if isinstance(loaded, str):
+        return Failed(message=loaded)
+    result = audit_task(loaded, cfg, timer)
+    summary = write_task(loaded, result, cfg, timer)
+    if isinstance(summary, str):
+        return Failed(message=summary)
+    return Completed(message="audit complete", data=summary)

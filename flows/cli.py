@@ -1,0 +1,209 @@
+"""``ivig-audit``: the command line. A thin layer: parse, check, run the flow, report.
+
+Exit status: 0 the audit ran (with or without exceptions), 2 bad input or
+configuration, 1 an internal error. Messages name files, lines and columns, never a
+patient identifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command's arguments or settings, shown as ``Error: ...``."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date-time (expected ISO 8601)") from None
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ivig-audit",
+        description="Audit IVIG courses for dermatomyositis against a versioned guideline profile.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="audit pharmacy exports and write the reports")
+    run.add_argument("--infusions", required=True, type=Path, metavar="FILE",
+                     help="infusion export (.csv, .xlsx or .parquet), one row per administered dose")
+    run.add_argument("--labs", type=Path, metavar="FILE", help="IgA results (.csv, .xlsx or .parquet)")
+    run.add_argument("--reviews", type=Path, metavar="FILE", help="documented reassessments (.csv, .xlsx or .parquet)")
+    run.add_argument("--mapping", type=Path, metavar="FILE",
+                     help="column mapping for a site's own names (CSV with columns source,canonical)")
+    run.add_argument("--guideline", default="mayo-2013", metavar="NAME_OR_FILE",
+                     help="guideline profile name or path to a profile .toml (default: mayo-2013)")
+    run.add_argument("--period-start", type=_date, metavar="DATE",
+                     help="report cycles starting on or after this date (YYYY-MM-DD)")
+    run.add_argument("--period-end", type=_date, metavar="DATE",
+                     help="report cycles starting on or before this date (YYYY-MM-DD)")
+    run.add_argument("--pseudonymize", action="store_true",
+                     help="replace patient identifiers in every output by a keyed hash "
+                          "(key in IVIG_AUDIT_PSEUDONYM_KEY)")
+    run.add_argument("--price-per-gram", type=_non_negative, metavar="AMOUNT",
+                     help="IVIG price per gram, to cost the excess grams (default: the profile's, if any)")
+    run.add_argument("--max-detail-rows", type=_positive_int, default=50_000, metavar="N",
+                     help="most rows per workbook detail sheet; the CSV files are always complete (default: 50000)")
+    run.add_argument("--as-of", type=_datetime, metavar="DATETIME",
+                     help="the run's 'now': rows later than this are rejected as future (default: the clock)")
+    run.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the reports")
+
+    sub.add_parser("profiles", help="list the packaged guideline profiles")
+    rules = sub.add_parser("rules", help="print the rule table of a guideline profile")
+    rules.add_argument("--guideline", default="mayo-2013", metavar="NAME_OR_FILE")
+    return parser
+
+
+def _preflight(args: argparse.Namespace) -> None:
+    """Cheap checks before paying Prefect's start-up: files exist, settings make sense."""
+    from audit.guideline import GuidelineError
+    from validators.guideline_source import load_guideline
+
+    for flag, path in (("--infusions", args.infusions), ("--labs", args.labs),
+                       ("--reviews", args.reviews), ("--mapping", args.mapping)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{path}: file not found ({flag})")
+    if args.period_start and args.period_end and args.period_start > args.period_end:
+        raise UsageError(f"--period-start {args.period_start} is after --period-end {args.period_end}")
+    try:
+        load_guideline(args.guideline)
+    except GuidelineError as exc:
+        raise UsageError(str(exc)) from None
+    from flows.steps import PSEUDONYM_KEY_ENV
+    import os
+
+    if args.pseudonymize and not os.environ.get(PSEUDONYM_KEY_ENV):
+        raise UsageError(f"--pseudonymize needs a key in the environment variable {PSEUDONYM_KEY_ENV}")
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    rec = summary["reconciliation"]
+    exc = summary["exceptions"]
+    sev = exc["by_severity"]
+    print(
+        f"Rows read {rec['rows_read']}: audited {rec['rows_audited']}, out of scope {rec['rows_out_of_scope']}, "
+        f"rejected {rec['rows_rejected']}, duplicate {rec['rows_duplicate']}"
+    )
+    aud = summary["audited"]
+    print(f"Audited {aud['patients']} patients, {aud['courses']} courses, {aud['cycles']} cycles")
+    print(f"Exceptions: {exc['total']} (high {sev['high']}, medium {sev['medium']}, low {sev['low']})")
+    print(f"Reports written to {out}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _preflight(args)
+    from flows.audit_flow import BAD_CONFIG, BAD_INPUT, audit_flow
+
+    generated_at = args.as_of or datetime.now().replace(microsecond=0)
+    state = audit_flow(
+        infusions=str(args.infusions),
+        out_dir=str(args.out),
+        labs=str(args.labs) if args.labs else None,
+        reviews=str(args.reviews) if args.reviews else None,
+        mapping=str(args.mapping) if args.mapping else None,
+        guideline=args.guideline,
+        period_start=args.period_start,
+        period_end=args.period_end,
+        pseudonymize=args.pseudonymize,
+        price_per_g=args.price_per_gram,
+        max_detail_rows=args.max_detail_rows,
+        generated_at=generated_at,
+        return_state=True,
+    )
+    if state.is_completed():
+        _print_summary(state.result(), args.out)
+        return EXIT_OK
+    message = state.message or ""
+    for prefix in (BAD_INPUT, BAD_CONFIG):
+        if message.startswith(prefix):
+            print(f"Error: {message.removeprefix(prefix)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    print("Internal error: the audit did not finish (see the Prefect flow run's logs). "
+          "No report was written under its final name.", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from validators.guideline_source import load_guideline, packaged_profiles
+
+    for name in packaged_profiles():
+        g = load_guideline(name)
+        print(f"{name}\t{g.profile.version}\t{g.profile.title}")
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from audit.guideline import GuidelineError
+    from validators.guideline_source import load_guideline
+
+    try:
+        g = load_guideline(args.guideline)
+    except GuidelineError as exc:
+        raise UsageError(str(exc)) from None
+    print("code\tseverity\tparameters\tdescription")
+    for code in g.enabled_rules():
+        rule = g.rules[code]
+        params = ", ".join(f"{p}={g.value(p):g} {g.parameters[p].unit}" for p in rule.parameters)
+        print(f"{code}\t{rule.severity}\t{params}\t{rule.description}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "profiles": cmd_profiles, "rules": cmd_rules}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: never print data, only the kind of failure
+        print(f"Internal error ({exc.__class__.__name__}); please report it with the command you ran.",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

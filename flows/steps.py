@@ -1,0 +1,289 @@
+"""The audit's steps at the edge: read, validate, audit, write. No Prefect here.
+
+The Prefect flow (``flows.audit_flow``) wraps each step in a thin task; tests and the
+benchmark can call ``run_pipeline`` directly to skip Prefect's start-up cost.
+Nothing here logs or raises a patient identifier: errors name files, lines and columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audit import frames
+from audit.engine import AuditResult, run_audit
+from audit.guideline import Guideline
+from audit.pseudonym import pseudonymize_column
+from audit.summary import build_summary
+from validators.guideline_source import guideline_sha256, load_guideline
+from validators.infusions import load_infusions
+from validators.io import Loaded, read_mapping
+from validators.labs import load_labs
+from validators.reviews import load_reviews
+
+PSEUDONYM_KEY_ENV = "IVIG_AUDIT_PSEUDONYM_KEY"
+
+#: Output file names (CONTRACT.md), plus the out-of-scope listing.
+REPORT_FILES = {
+    "workbook": "ivig_audit_report.xlsx",
+    "exceptions": "exceptions.csv",
+    "cycles": "cycles.csv",
+    "rejected": "rejected_rows.csv",
+    "out_of_scope": "out_of_scope_rows.csv",
+    "summary": "summary.json",
+}
+
+
+class ConfigError(Exception):
+    """The run's settings can't be used (a missing key, a bad period, ...). One clear line."""
+
+
+def tool_version() -> str:
+    try:
+        return version("ivig-audit")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; paths and plain values only (safe to show in Prefect's UI)."""
+
+    infusions: Path
+    out_dir: Path
+    labs: Path | None = None
+    reviews: Path | None = None
+    mapping: Path | None = None
+    guideline: str = "mayo-2013"
+    period_start: date | None = None
+    period_end: date | None = None
+    pseudonymize: bool = False
+    price_per_g: float | None = None
+    max_detail_rows: int = 50_000
+    generated_at: datetime = field(default_factory=lambda: datetime.now().replace(microsecond=0))
+
+    def check(self) -> None:
+        if self.period_start and self.period_end and self.period_start > self.period_end:
+            raise ConfigError(
+                f"--period-start {self.period_start} is after --period-end {self.period_end}"
+            )
+        if self.max_detail_rows < 1:
+            raise ConfigError("max_detail_rows must be at least 1")
+        if self.price_per_g is not None and self.price_per_g < 0:
+            raise ConfigError("--price-per-gram must not be negative")
+        if self.pseudonymize and not os.environ.get(PSEUDONYM_KEY_ENV):
+            raise ConfigError(
+                f"--pseudonymize needs a key in the environment variable {PSEUDONYM_KEY_ENV}"
+            )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Validated inputs of one run."""
+
+    guideline: Guideline
+    guideline_sha256: str
+    infusions: Loaded
+    labs: Loaded | None
+    reviews: Loaded | None
+    files: list[dict[str, Any]]
+
+
+class Timer:
+    """Wall-clock seconds per step, for the summary and the progress log."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pseudonymize(loaded: Loaded, key: bytes) -> Loaded:
+    return Loaded(
+        frame=pseudonymize_column(loaded.frame, key),
+        rejected=pseudonymize_column(loaded.rejected, key),
+        rows_read=loaded.rows_read,
+        rows_duplicate=loaded.rows_duplicate,
+        rows_rejected=loaded.rows_rejected,
+        rows_ignored=loaded.rows_ignored,
+    )
+
+
+def load_inputs(cfg: RunConfig, timer: Timer | None = None) -> Inputs:
+    """Read and validate every input. Raises InputError / GuidelineError / ConfigError."""
+    timer = timer or Timer()
+    cfg.check()
+    guideline = load_guideline(cfg.guideline)
+    mapping = read_mapping(cfg.mapping) if cfg.mapping else None
+    now = cfg.generated_at
+    with timer.step("read_validate"):
+        infusions = load_infusions(cfg.infusions, guideline, mapping=mapping, now=now)
+        labs = load_labs(cfg.labs, mapping=mapping, now=now) if cfg.labs else None
+        reviews = load_reviews(cfg.reviews, mapping=mapping, now=now) if cfg.reviews else None
+    if cfg.pseudonymize:
+        key = os.environ[PSEUDONYM_KEY_ENV].encode("utf-8")
+        infusions = _pseudonymize(infusions, key)
+        labs = _pseudonymize(labs, key) if labs else None
+        reviews = _pseudonymize(reviews, key) if reviews else None
+    with timer.step("hash_inputs"):
+        files = [
+            {"kind": kind, "file": str(path), "sha256": sha256_of(path), "rows_read": loaded.rows_read}
+            for kind, path, loaded in (
+                ("infusions", cfg.infusions, infusions),
+                ("labs", cfg.labs, labs),
+                ("reviews", cfg.reviews, reviews),
+            )
+            if path is not None and loaded is not None
+        ]
+        if cfg.mapping:
+            files.append({"kind": "mapping", "file": str(cfg.mapping), "sha256": sha256_of(cfg.mapping)})
+    return Inputs(
+        guideline=guideline,
+        guideline_sha256=guideline_sha256(cfg.guideline),
+        infusions=infusions,
+        labs=labs,
+        reviews=reviews,
+        files=files,
+    )
+
+
+def audit(inputs: Inputs, cfg: RunConfig, timer: Timer | None = None) -> AuditResult:
+    """Run the pure audit on validated inputs."""
+    timer = timer or Timer()
+    with timer.step("audit"):
+        return run_audit(
+            inputs.infusions.frame,
+            inputs.labs.frame if inputs.labs else frames.empty(frames.LABS),
+            inputs.reviews.frame if inputs.reviews else frames.empty(frames.REVIEWS),
+            inputs.guideline,
+            period_start=cfg.period_start,
+            period_end=cfg.period_end,
+        )
+
+
+def rejected_rows(inputs: Inputs) -> pl.DataFrame:
+    """Every rejected row of every input, in file then line order."""
+    parts = [x.rejected for x in (inputs.infusions, inputs.labs, inputs.reviews) if x is not None]
+    parts = [p for p in parts if p.height > 0] or [frames.empty(frames.REJECTED_KEYS)]
+    return pl.concat(parts, how="diagonal_relaxed").sort("source_file", "source_row")
+
+
+def _other_counts(loaded: Loaded | None, *, ignored_key: str | None = None) -> dict[str, int] | None:
+    if loaded is None:
+        return None
+    counts = {
+        "rows_read": loaded.rows_read,
+        "rows_used": loaded.frame.height,
+        "rows_rejected": loaded.rows_rejected,
+        "rows_duplicate": loaded.rows_duplicate,
+    }
+    if ignored_key:
+        counts[ignored_key] = loaded.rows_ignored
+    return counts
+
+
+def summarize(inputs: Inputs, result: AuditResult, cfg: RunConfig, timings: dict[str, float]) -> dict[str, Any]:
+    reconciliation = {
+        "rows_read": inputs.infusions.rows_read,
+        "rows_audited": result.counts["rows_audited"],
+        "rows_out_of_scope": result.counts["rows_out_of_scope"],
+        "rows_rejected": inputs.infusions.rows_rejected,
+        "rows_duplicate": inputs.infusions.rows_duplicate,
+    }
+    return build_summary(
+        result=result,
+        guideline=inputs.guideline,
+        guideline_sha256=inputs.guideline_sha256,
+        inputs=inputs.files,
+        reconciliation=reconciliation,
+        labs=_other_counts(inputs.labs, ignored_key="rows_ignored_other_tests"),
+        reviews=_other_counts(inputs.reviews),
+        period_start=cfg.period_start,
+        period_end=cfg.period_end,
+        generated_at=cfg.generated_at,
+        pseudonymized=cfg.pseudonymize,
+        tool_version=tool_version(),
+        price_per_g=cfg.price_per_g,
+        timings_s=timings,
+    )
+
+
+def write_reports(
+    inputs: Inputs, result: AuditResult, summary: dict[str, Any], cfg: RunConfig, timer: Timer | None = None
+) -> dict[str, str]:
+    """Write every output file into ``cfg.out_dir``; returns kind -> path."""
+    from report.csv_json import (
+        write_cycles_csv,
+        write_exceptions_csv,
+        write_out_of_scope_csv,
+        write_rejected_csv,
+        write_summary_json,
+    )
+    from report.model import ReportData
+    from report.workbook import write_workbook
+
+    timer = timer or Timer()
+    out = cfg.out_dir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out}: can't create the output folder ({exc.strerror})") from None
+    paths = {kind: out / name for kind, name in REPORT_FILES.items()}
+    rejected = rejected_rows(inputs)
+    with timer.step("write_csv"):
+        write_exceptions_csv(result.findings, paths["exceptions"])
+        write_cycles_csv(result.cycles, paths["cycles"])
+        write_rejected_csv(rejected, paths["rejected"])
+        write_out_of_scope_csv(result.out_of_scope, paths["out_of_scope"])
+    with timer.step("write_workbook"):
+        stats = write_workbook(
+            ReportData(
+                findings=result.findings,
+                cycles=result.cycles,
+                rejected=rejected,
+                out_of_scope=result.out_of_scope,
+                summary=summary,
+                guideline=inputs.guideline,
+                generated_at=cfg.generated_at,
+            ),
+            paths["workbook"],
+            max_detail_rows=cfg.max_detail_rows,
+        )
+    summary["workbook"] = stats.as_dict() if hasattr(stats, "as_dict") else {}
+    summary["timings_s"] = dict(timer.seconds)
+    write_summary_json(summary, paths["summary"])
+    return {kind: str(path) for kind, path in paths.items()}
+
+
+def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
+    """The whole audit without Prefect: returns the summary written to summary.json."""
+    timer = Timer()
+    inputs = load_inputs(cfg, timer)
+    result = audit(inputs, cfg, timer)
+    summary = summarize(inputs, result, cfg, timer.seconds)
+    write_reports(inputs, result, summary, cfg, timer)
+    return summary
