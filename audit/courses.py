@@ -100,9 +100,7 @@ def build_cycles(admins: pl.DataFrame, days: pl.DataFrame, guideline: Guideline)
     cycles = (
         by_day.join(first, on=["patient_id", "cycle_seq"], how="inner")
         .sort("patient_id", "cycle_start")
-        .with_columns(
-            start_gap=_days_between(pl.col("cycle_start"), pl.col("cycle_start").shift(1).over("patient_id"))
-        )
+        .with_columns(start_gap=_days_between(pl.col("cycle_start"), pl.col("cycle_start").shift(1).over("patient_id")))
         .with_columns(
             course_n=(pl.col("start_gap").is_null() | (pl.col("start_gap") > course_gap))
             .cast(pl.Int64)

@@ -48,9 +48,7 @@ def ibw_kg(guideline: Guideline, *, height_cm: str = "height_cm", sex: str = "se
 def age_years(birth: str, on: str) -> pl.Expr:
     """Completed years between the date columns ``birth`` and ``on`` (null if either is null)."""
     b, d = pl.col(birth), pl.col(on)
-    before_birthday = (d.dt.month() < b.dt.month()) | (
-        (d.dt.month() == b.dt.month()) & (d.dt.day() < b.dt.day())
-    )
+    before_birthday = (d.dt.month() < b.dt.month()) | ((d.dt.month() == b.dt.month()) & (d.dt.day() < b.dt.day()))
     return (d.dt.year() - b.dt.year() - before_birthday.cast(pl.Int32)).cast(pl.Int64)
 
 

@@ -30,9 +30,7 @@ class AuditResult:
 def _iga_context(cycles: pl.DataFrame, labs: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
     """Attach the latest IgA result at or before each cycle's first administration."""
     threshold = guideline.value("iga_deficiency_mg_dl")
-    is_deficient = (pl.col("censor") == "<") | (
-        pl.col("censor").is_null() & (pl.col("iga_mg_dl") < threshold)
-    )
+    is_deficient = (pl.col("censor") == "<") | (pl.col("censor").is_null() & (pl.col("iga_mg_dl") < threshold))
     # One result per patient and instant; when results share an instant, a deficient one wins.
     latest = (
         labs.select("patient_id", "collected_at", "iga_mg_dl", "censor")
@@ -66,16 +64,20 @@ def _review_context(cycles: pl.DataFrame, reviews: pl.DataFrame, guideline: Guid
     window = cycles.filter(pl.col("cycle_number") == window_cycle).select(
         "course_id", window_from=pl.col("cycle_start")
     )
-    last_review = (
-        reviews.select("patient_id", review_on=pl.col("reviewed_on")).unique().sort("review_on")
-    )
+    last_review = reviews.select("patient_id", review_on=pl.col("reviewed_on")).unique().sort("review_on")
     checked = (
         cycles.filter(pl.col("cycle_number") == checked_cycle)
         .select("patient_id", "course_id", "cycle_number", "cycle_start")
         .join(window, on="course_id", how="left")
         .sort("cycle_start")
-        .join_asof(last_review, left_on="cycle_start", right_on="review_on", by="patient_id", strategy="backward",
-                   check_sortedness=False)
+        .join_asof(
+            last_review,
+            left_on="cycle_start",
+            right_on="review_on",
+            by="patient_id",
+            strategy="backward",
+            check_sortedness=False,
+        )
         .select(
             "course_id",
             "cycle_number",
@@ -99,6 +101,7 @@ def build_cycle_table(
     labs: pl.DataFrame,
     reviews: pl.DataFrame,
     guideline: Guideline,
+    *,
     period_start: date | None = None,
     period_end: date | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -147,9 +150,7 @@ def evaluate_rules(cycles: pl.DataFrame, days: pl.DataFrame, guideline: Guidelin
 def sort_findings(findings: pl.DataFrame) -> pl.DataFrame:
     """Severity (high first), then patient, cycle start and rule code."""
     rank = pl.col("severity").replace_strict(SEVERITY_ORDER, return_dtype=pl.Int64, default=len(SEVERITY_ORDER))
-    return findings.sort(
-        [rank, pl.col("patient_id"), pl.col("cycle_start"), pl.col("course_id"), pl.col("rule_code")]
-    )
+    return findings.sort([rank, pl.col("patient_id"), pl.col("cycle_start"), pl.col("course_id"), pl.col("rule_code")])
 
 
 def run_audit(
@@ -170,7 +171,7 @@ def run_audit(
     admins = scoped.filter(pl.col("_in_scope")).drop("_in_scope")
     out_of_scope = scoped.filter(~pl.col("_in_scope")).drop("_in_scope").sort("source_file", "source_row")
 
-    cycles, days = build_cycle_table(admins, labs, reviews, guideline, period_start, period_end)
+    cycles, days = build_cycle_table(admins, labs, reviews, guideline, period_start=period_start, period_end=period_end)
     findings = evaluate_rules(cycles, days, guideline)
 
     per_cycle = findings.group_by("course_id", "cycle_number").agg(exception_count=pl.len().cast(pl.Int64))

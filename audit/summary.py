@@ -16,14 +16,10 @@ TOOL_NAME = "ivig-audit"
 def compliance_by_rule(findings: pl.DataFrame, cycles_audited: int) -> dict[str, float | None]:
     """Per rule: % of audited cycles without that exception (None with no cycles)."""
     per_rule = dict(
-        findings.select("rule_code", "course_id", "cycle_number")
-        .unique()
-        .group_by("rule_code")
-        .len()
-        .iter_rows()
+        findings.select("rule_code", "course_id", "cycle_number").unique().group_by("rule_code").len().iter_rows()
     )
     if cycles_audited == 0:
-        return {code: None for code in RULE_CODES}
+        return dict.fromkeys(RULE_CODES)
     return {code: round(100.0 * (1 - per_rule.get(code, 0) / cycles_audited), 2) for code in RULE_CODES}
 
 

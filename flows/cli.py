@@ -63,27 +63,57 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="audit pharmacy exports and write the reports")
-    run.add_argument("--infusions", required=True, type=Path, metavar="FILE",
-                     help="infusion export (.csv, .xlsx or .parquet), one row per administered dose")
+    run.add_argument(
+        "--infusions",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="infusion export (.csv, .xlsx or .parquet), one row per administered dose",
+    )
     run.add_argument("--labs", type=Path, metavar="FILE", help="IgA results (.csv, .xlsx or .parquet)")
     run.add_argument("--reviews", type=Path, metavar="FILE", help="documented reassessments (.csv, .xlsx or .parquet)")
-    run.add_argument("--mapping", type=Path, metavar="FILE",
-                     help="column mapping for a site's own names (CSV with columns source,canonical)")
-    run.add_argument("--guideline", default="mayo-2013", metavar="NAME_OR_FILE",
-                     help="guideline profile name or path to a profile .toml (default: mayo-2013)")
-    run.add_argument("--period-start", type=_date, metavar="DATE",
-                     help="report cycles starting on or after this date (YYYY-MM-DD)")
-    run.add_argument("--period-end", type=_date, metavar="DATE",
-                     help="report cycles starting on or before this date (YYYY-MM-DD)")
-    run.add_argument("--pseudonymize", action="store_true",
-                     help="replace patient identifiers in every output by a keyed hash "
-                          "(key in IVIG_AUDIT_PSEUDONYM_KEY)")
-    run.add_argument("--price-per-gram", type=_non_negative, metavar="AMOUNT",
-                     help="IVIG price per gram, to cost the excess grams (default: the profile's, if any)")
-    run.add_argument("--max-detail-rows", type=_positive_int, default=50_000, metavar="N",
-                     help="most rows per workbook detail sheet; the CSV files are always complete (default: 50000)")
-    run.add_argument("--as-of", type=_datetime, metavar="DATETIME",
-                     help="the run's 'now': rows later than this are rejected as future (default: the clock)")
+    run.add_argument(
+        "--mapping",
+        type=Path,
+        metavar="FILE",
+        help="column mapping for a site's own names (CSV with columns source,canonical)",
+    )
+    run.add_argument(
+        "--guideline",
+        default="mayo-2013",
+        metavar="NAME_OR_FILE",
+        help="guideline profile name or path to a profile .toml (default: mayo-2013)",
+    )
+    run.add_argument(
+        "--period-start", type=_date, metavar="DATE", help="report cycles starting on or after this date (YYYY-MM-DD)"
+    )
+    run.add_argument(
+        "--period-end", type=_date, metavar="DATE", help="report cycles starting on or before this date (YYYY-MM-DD)"
+    )
+    run.add_argument(
+        "--pseudonymize",
+        action="store_true",
+        help="replace patient identifiers in every output by a keyed hash (key in IVIG_AUDIT_PSEUDONYM_KEY)",
+    )
+    run.add_argument(
+        "--price-per-gram",
+        type=_non_negative,
+        metavar="AMOUNT",
+        help="IVIG price per gram, to cost the excess grams (default: the profile's, if any)",
+    )
+    run.add_argument(
+        "--max-detail-rows",
+        type=_positive_int,
+        default=50_000,
+        metavar="N",
+        help="most rows per workbook detail sheet; the CSV files are always complete (default: 50000)",
+    )
+    run.add_argument(
+        "--as-of",
+        type=_datetime,
+        metavar="DATETIME",
+        help="the run's 'now': rows later than this are rejected as future (default: the clock)",
+    )
     run.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the reports")
 
     sub.add_parser("profiles", help="list the packaged guideline profiles")
@@ -97,8 +127,12 @@ def _preflight(args: argparse.Namespace) -> None:
     from audit.guideline import GuidelineError
     from validators.guideline_source import load_guideline
 
-    for flag, path in (("--infusions", args.infusions), ("--labs", args.labs),
-                       ("--reviews", args.reviews), ("--mapping", args.mapping)):
+    for flag, path in (
+        ("--infusions", args.infusions),
+        ("--labs", args.labs),
+        ("--reviews", args.reviews),
+        ("--mapping", args.mapping),
+    ):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: file not found ({flag})")
     if args.period_start and args.period_end and args.period_start > args.period_end:
@@ -107,8 +141,9 @@ def _preflight(args: argparse.Namespace) -> None:
         load_guideline(args.guideline)
     except GuidelineError as exc:
         raise UsageError(str(exc)) from None
-    from flows.steps import PSEUDONYM_KEY_ENV
     import os
+
+    from flows.steps import PSEUDONYM_KEY_ENV
 
     if args.pseudonymize and not os.environ.get(PSEUDONYM_KEY_ENV):
         raise UsageError(f"--pseudonymize needs a key in the environment variable {PSEUDONYM_KEY_ENV}")
@@ -156,8 +191,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if message.startswith(prefix):
             print(f"Error: {message.removeprefix(prefix)}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    print("Internal error: the audit did not finish (see the Prefect flow run's logs). "
-          "No report was written under its final name.", file=sys.stderr)
+    print(
+        "Internal error: the audit did not finish (see the Prefect flow run's logs). "
+        "No report was written under its final name.",
+        file=sys.stderr,
+    )
     return EXIT_INTERNAL
 
 
@@ -200,8 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     except Exception as exc:  # the last line of defence: never print data, only the kind of failure
-        print(f"Internal error ({exc.__class__.__name__}); please report it with the command you ran.",
-              file=sys.stderr)
+        print(f"Internal error ({exc.__class__.__name__}); please report it with the command you ran.", file=sys.stderr)
         return EXIT_INTERNAL
 
 

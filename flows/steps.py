@@ -74,17 +74,13 @@ class RunConfig:
 
     def check(self) -> None:
         if self.period_start and self.period_end and self.period_start > self.period_end:
-            raise ConfigError(
-                f"--period-start {self.period_start} is after --period-end {self.period_end}"
-            )
+            raise ConfigError(f"--period-start {self.period_start} is after --period-end {self.period_end}")
         if self.max_detail_rows < 1:
             raise ConfigError("max_detail_rows must be at least 1")
         if self.price_per_g is not None and self.price_per_g < 0:
             raise ConfigError("--price-per-gram must not be negative")
         if self.pseudonymize and not os.environ.get(PSEUDONYM_KEY_ENV):
-            raise ConfigError(
-                f"--pseudonymize needs a key in the environment variable {PSEUDONYM_KEY_ENV}"
-            )
+            raise ConfigError(f"--pseudonymize needs a key in the environment variable {PSEUDONYM_KEY_ENV}")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ def iga_deficient_standard_product(t: RuleInput, g: Guideline) -> pl.DataFrame:
         limit=limit,
         unit="mg/dL",
         message=pl.format(
-            "IgA {}{} mg/dL on {} (deficient: below {} mg/dL), but the cycle used {}; a reduced-IgA product is expected",
+            "IgA {}{} mg/dL on {} (deficient: below {} mg/dL), but the cycle used {}; "
+            "a reduced-IgA product is expected",
             pl.col("iga_censor").fill_null(""),
             fmt(pl.col("iga_mg_dl")),
             pl.col("iga_collected_at").dt.strftime("%Y-%m-%d"),

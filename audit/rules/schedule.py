@@ -89,7 +89,8 @@ def course_beyond_cycles_no_review(t: RuleInput, g: Guideline) -> pl.DataFrame:
         limit=max_cycles,
         unit="cycles",
         message=pl.format(
-            "cycle {} of the course with no reassessment recorded between the start of cycle {} and the start of cycle {}",
+            "cycle {} of the course with no reassessment recorded "
+            "between the start of cycle {} and the start of cycle {}",
             pl.col("cycle_number"),
             pl.lit(window_from),
             pl.col("cycle_number"),

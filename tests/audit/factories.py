@@ -87,7 +87,13 @@ def screened(*patients: str, at: str = "2020-01-01") -> pl.DataFrame:
 
 def reviews(rows: list[tuple[str, str]]) -> pl.DataFrame:
     data = [
-        {"source_file": "reviews.csv", "source_row": i + 2, "patient_id": p, "reviewed_on": date.fromisoformat(d), "note": None}
+        {
+            "source_file": "reviews.csv",
+            "source_row": i + 2,
+            "patient_id": p,
+            "reviewed_on": date.fromisoformat(d),
+            "note": None,
+        }
         for i, (p, d) in enumerate(rows)
     ]
     return pl.DataFrame(data, schema=frames.REVIEWS) if data else frames.empty(frames.REVIEWS)

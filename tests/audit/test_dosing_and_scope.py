@@ -109,9 +109,7 @@ def test_scope_by_icd10_code_or_text(guideline: Guideline, indication: str, in_s
 
 def test_out_of_scope_rows_are_listed_not_audited(guideline: Guideline) -> None:
     """Out-of-scope rows are counted and returned, and build no cycles."""
-    rows = f.cycle("P1", "2025-01-06", [30.0, 30.0], indication="G61.81") + f.cycle(
-        "P2", "2025-01-06", [30.0, 30.0]
-    )
+    rows = f.cycle("P1", "2025-01-06", [30.0, 30.0], indication="G61.81") + f.cycle("P2", "2025-01-06", [30.0, 30.0])
     result = audit_rows(guideline, rows)
     assert result.counts["rows_out_of_scope"] == 2
     assert result.counts["rows_audited"] == 2

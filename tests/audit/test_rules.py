@@ -158,9 +158,7 @@ def test_iga_not_screened_only_on_first_cycle_of_each_course(guideline: Guidelin
     [(7.0, None, False), (6.99, None, True), (7.01, None, False), (50.0, "<", True), (5.0, ">", False)],
     ids=["at-7", "below", "above", "censored-below", "censored-above"],
 )
-def test_iga_deficient_standard_product(
-    guideline: Guideline, value: float, censor: str | None, fires: bool
-) -> None:
+def test_iga_deficient_standard_product(guideline: Guideline, value: float, censor: str | None, fires: bool) -> None:
     """IGA_DEFICIENT_STANDARD_PRODUCT: IgA below 7 mg/dL (or "<X") and Privigen given."""
     rows = f.cycle("P1", "2025-01-06", [25.0, 25.0], **SHORT)
     labs = f.labs([("P1", "2024-12-20", value, censor)])

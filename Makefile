@@ -1,0 +1,48 @@
+# Two commands on a fresh machine with Python 3.11, pip and make:
+#   make demo   install, then audit sample_data/ into reports/sample/
+#   make test   install, then run the linters, the type checker and the tests
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+RUN := $(UV) run --frozen
+SAMPLE := sample_data
+DEMO_OUT ?= reports/sample
+
+.PHONY: install demo test lint typecheck pytest clean sample lock
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+
+demo: install
+	$(RUN) ivig-audit run \
+	  --infusions $(SAMPLE)/infusions.csv \
+	  --labs $(SAMPLE)/labs.csv \
+	  --reviews $(SAMPLE)/reviews.csv \
+	  --as-of 2026-11-01T00:00:00 \
+	  --out $(DEMO_OUT)
+
+test: install lint typecheck pytest
+
+lint:
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck:
+	$(RUN) mypy
+
+pytest:
+	$(RUN) pytest
+
+sample: install
+	$(RUN) python -m sample_data.generate --patients 300 --seed 42 --out $(SAMPLE)
+
+lock: $(UV)
+	$(UV) lock
+
+clean:
+	rm -rf .venv $(TOOLS) reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
