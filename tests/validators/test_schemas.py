@@ -1,0 +1,109 @@
+"""The pandera schemas of the typed frames, and the quarantine machinery's own guarantees."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandera.polars as pa
+import polars as pl
+import pytest
+from pandera.config import config_context
+from pandera.errors import SchemaErrors
+
+from audit.frames import CYCLES, FINDINGS, INFUSIONS, LABS, REVIEWS
+from validators.quarantine import Field, Problem, find_problems
+from validators.schemas import (
+    CYCLES_SCHEMA,
+    FINDINGS_SCHEMA,
+    INFUSIONS_SCHEMA,
+    LABS_SCHEMA,
+    REVIEWS_SCHEMA,
+)
+
+
+@pytest.mark.parametrize(
+    ("schema", "frame"),
+    [
+        (INFUSIONS_SCHEMA, INFUSIONS),
+        (LABS_SCHEMA, LABS),
+        (REVIEWS_SCHEMA, REVIEWS),
+        (FINDINGS_SCHEMA, FINDINGS),
+        (CYCLES_SCHEMA, CYCLES),
+    ],
+    ids=["infusions", "labs", "reviews", "findings", "cycles"],
+)
+def test_schema_has_exactly_the_frame_columns(schema: pa.DataFrameSchema, frame: dict[str, pl.DataType]) -> None:
+    """Each schema lists the frame's columns in order and accepts an empty frame of that shape."""
+    assert list(schema.columns) == list(frame)
+    assert schema.validate(pl.DataFrame(schema=frame)).height == 0
+
+
+def test_schema_rejects_a_wrong_dtype() -> None:
+    """A column with another dtype fails the schema (strict dtypes)."""
+    frame = pl.DataFrame(schema={**REVIEWS, "reviewed_on": pl.String()})
+    with pytest.raises(SchemaErrors):
+        REVIEWS_SCHEMA.validate(frame, lazy=True)
+
+
+def _finding(**changes: object) -> pl.DataFrame:
+    row: dict[str, object] = {
+        "rule_code": "DOSE_ABOVE_MAX",
+        "severity": "high",
+        "patient_id": "P1",
+        "course_id": "P1-C1",
+        "cycle_number": 1,
+        "cycle_start": date(2025, 3, 4),
+        "observed": 2.5,
+        "limit": 2.1,
+        "unit": "g/kg",
+        "excess_g": 20.0,
+        "message": "m",
+        "admin_ids": ["A1"],
+        **changes,
+    }
+    return pl.DataFrame([row], schema=FINDINGS)
+
+
+def test_findings_schema_accepts_a_finding() -> None:
+    """A well-formed finding passes FINDINGS_SCHEMA."""
+    assert FINDINGS_SCHEMA.validate(_finding()).height == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"severity": "urgent"}, {"rule_code": "NOT_A_RULE"}, {"cycle_number": 0}, {"patient_id": None}],
+)
+def test_findings_schema_rejects_bad_values(changes: dict[str, object]) -> None:
+    """Unknown severities or rule codes, cycle 0 and a missing patient fail FINDINGS_SCHEMA."""
+    with pytest.raises(SchemaErrors):
+        FINDINGS_SCHEMA.validate(_finding(**changes), lazy=True)
+
+
+def test_row_checks_report_every_failing_row() -> None:
+    """find_problems gives each failing row all its reasons, in field order."""
+    staged = pl.DataFrame({"a": [1.0, -1.0, None], "b": ["x", "y", "x"]})
+    fields = [
+        Field(
+            "a",
+            pl.Float64(),
+            missing=pl.lit("a missing"),
+            problems=(Problem(pa.Check.gt(0, error="a>0"), pl.lit("a<=0")),),
+        ),
+        Field("b", pl.String(), problems=(Problem(pa.Check.isin(["x"], error="b in x"), pl.lit("b bad")),)),
+    ]
+    assert find_problems(staged, fields).rows() == [(1, "a<=0; b bad"), (2, "a missing")]
+
+
+def test_structural_failure_is_not_swallowed() -> None:
+    """A staging column of the wrong dtype is a bug: it raises instead of passing or dropping rows."""
+    staged = pl.DataFrame({"a": ["1"]})
+    with pytest.raises(RuntimeError, match="whole columns"):
+        find_problems(staged, [Field("a", pl.Float64())])
+
+
+def test_row_checks_run_even_when_pandera_is_disabled() -> None:
+    """Switching pandera validation off (config or PANDERA_VALIDATION_ENABLED) can't switch the quarantine off."""
+    staged = pl.DataFrame({"a": [-1.0]})
+    fields = [Field("a", pl.Float64(), problems=(Problem(pa.Check.gt(0, error="a>0"), pl.lit("a<=0")),))]
+    with config_context(validation_enabled=False):
+        assert find_problems(staged, fields).rows() == [(0, "a<=0")]

@@ -1,0 +1,142 @@
+"""Load the IgA results: read, de-duplicate, keep IgA rows, parse, check rows, quarantine.
+
+Steps, in order: exact duplicates are counted once; rows of other tests are
+ignored and counted (``rows_ignored``); the IgA rows are parsed and checked,
+and a failing row is rejected with all its problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+
+from audit.frames import LABS
+from validators import parsing as p
+from validators.io import LAB_OPTIONAL, LAB_REQUIRED, Loaded, read_table
+from validators.quarantine import (
+    Field,
+    Problem,
+    drop_exact_duplicates,
+    find_problems,
+    quarantine,
+    raw_copies,
+    require_columns,
+    with_optional,
+)
+from validators.schemas import LABS_SCHEMA
+
+__all__ = ["Loaded", "load_labs"]
+
+#: Names of the IgA test (lower case): the test name and its LOINC code.
+IGA_TESTS: tuple[str, ...] = ("iga", "2458-8")
+
+#: Accepted spellings (lower case, spaces removed) -> canonical unit, and its factor to mg/dL.
+IGA_UNITS: dict[str, str] = {"mg/dl": "mg/dL", "g/l": "g/L", "mg/l": "mg/L"}
+MG_DL_PER_UNIT: dict[str, float] = {"mg/dL": 1.0, "g/L": 100.0, "mg/L": 0.1}
+_UNIT_NAMES = "mg/dL, g/L, mg/L"
+
+#: A censored result: "<" or ">" then the number, spaces allowed ("< 5").
+CENSORED_PATTERN = r"^\s*([<>])\s*(.*?)\s*$"
+
+
+def load_labs(path: Path, *, mapping: Mapping[str, str] | None = None, now: datetime) -> Loaded:
+    """Read and validate IgA results into ``audit.frames.LABS``.
+
+    A result collected after ``now`` is rejected as in the future. Raises
+    ``InputError`` when the file can't be read or lacks a required column.
+    """
+    now = p.local_now(now)
+    table = read_table(path, mapping)
+    require_columns(table, LAB_REQUIRED, path)
+    rows_read = table.height
+    table, rows_duplicate = drop_exact_duplicates(table)
+
+    # A blank test name isn't "another test": it stays, and is rejected as missing.
+    test = p.text("test").str.to_lowercase()
+    is_iga = test.is_null() | test.is_in(IGA_TESTS)
+    rows_ignored = table.height - table.filter(is_iga).height
+    table = table.filter(is_iga)
+
+    staged = stage(with_optional(table, LAB_OPTIONAL))
+    reasons = find_problems(staged, fields(now))
+    return quarantine(
+        table=table,
+        staged=staged,
+        reasons=reasons,
+        output=LABS,
+        output_schema=LABS_SCHEMA,
+        rows_read=rows_read,
+        rows_duplicate=rows_duplicate,
+        rows_ignored=rows_ignored,
+    )
+
+
+def stage(table: pl.DataFrame) -> pl.DataFrame:
+    """Typed staging columns next to raw copies of the canonical columns."""
+    censored = pl.col("value").str.extract_groups(CENSORED_PATTERN)
+    staged = table.select(
+        "source_file",
+        "source_row",
+        *raw_copies((*LAB_REQUIRED, *LAB_OPTIONAL)),
+        p.text("patient_id").alias("patient_id"),
+        p.local_datetime("collected_at").alias("collected_at"),
+        p.text("test").alias("test"),
+        censored.struct.field("1").alias("censor"),
+        pl.coalesce(censored.struct.field("2"), pl.col("value")).alias("_number"),
+        p.per_distinct(table, "unit", p.code("unit", IGA_UNITS)).alias("unit"),
+    )
+    factor = pl.col("unit").replace_strict(MG_DL_PER_UNIT, default=None, return_dtype=pl.Float64)
+    return staged.with_columns(p.number("_number").alias("value")).with_columns(
+        (pl.col("value") * factor).alias("iga_mg_dl")
+    )
+
+
+def fields(now: datetime) -> list[Field]:
+    """The row checks, in the order reasons are listed."""
+    when = now.strftime("%Y-%m-%d %H:%M")
+    return [
+        Field("patient_id", pl.String(), missing=p.missing("patient_id")),
+        Field(
+            "collected_at",
+            pl.Datetime("us"),
+            missing=p.required_or(
+                "collected_at", p.not_a_datetime("collected_at", date_alone_ok=f" or {p.DATE_EXAMPLE}")
+            ),
+            problems=(
+                Problem(
+                    pa.Check.le(now, error="collected_at <= now"),
+                    p.reason("collected_at", p.quoted("collected_at"), f" is in the future (after {when})"),
+                ),
+            ),
+        ),
+        Field("test", pl.String(), missing=p.missing("test", "IgA or 2458-8")),
+        Field(
+            "value",
+            pl.Float64(),
+            missing=p.required_or(
+                "value",
+                p.reason("value", p.quoted("value"), " is not a number or a censored result like <5 or >400"),
+            ),
+            problems=(
+                Problem(
+                    pa.Check.ge(0, error="value >= 0"),
+                    p.reason("value", p.quoted("value"), " is negative"),
+                ),
+            ),
+        ),
+        Field(
+            "unit",
+            pl.String(),
+            missing=p.missing("unit", f"one of {_UNIT_NAMES}"),
+            problems=(
+                Problem(
+                    pa.Check.isin(tuple(IGA_UNITS.values()), error="unit known"),
+                    p.reason("unit", p.quoted("unit"), f" is not one of {_UNIT_NAMES}"),
+                ),
+            ),
+        ),
+    ]
