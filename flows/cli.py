@@ -163,8 +163,17 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     print(f"Reports written to {out}")
 
 
+def _quiet_prefect_defaults() -> None:
+    """Defaults set before Prefect is imported; the user's own settings win."""
+    import os
+
+    # Prefect's server phones home for usage analytics; hospitals' batch hosts have no reason to.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _preflight(args)
+    _quiet_prefect_defaults()
     from flows.audit_flow import BAD_CONFIG, BAD_INPUT, audit_flow
 
     generated_at = args.as_of or datetime.now().replace(microsecond=0)

@@ -70,7 +70,7 @@ def hits(
         "cycle_start",
         observed=num(observed),
         limit=num(limit),
-        unit=pl.lit(unit),
+        unit=pl.lit(unit or None, dtype=pl.String),
         excess_g=num(excess_g),
         message=message,
         admin_ids=admin_ids if admin_ids is not None else pl.col("admin_ids"),
