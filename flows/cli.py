@@ -193,7 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return_state=True,
     )
     if state.is_completed():
-        _print_summary(state.result(), args.out)
+        summary: dict[str, Any] = state.result()  # type: ignore[assignment]  # the flow's Completed(data=summary)
+        _print_summary(summary, args.out)
         return EXIT_OK
     message = state.message or ""
     for prefix in (BAD_INPUT, BAD_CONFIG):
