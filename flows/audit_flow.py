@@ -19,6 +19,7 @@ from prefect.states import Completed, Failed
 from audit.engine import AuditResult
 from audit.guideline import GuidelineError
 from flows import steps
+from report.model import DEFAULT_MAX_DETAIL_ROWS
 from validators.errors import InputError
 
 #: Failure messages that start with these are the user's to fix (CLI exit status 2).
@@ -101,7 +102,7 @@ def audit_flow(
     period_end: date | None = None,
     pseudonymize: bool = False,
     price_per_g: float | None = None,
-    max_detail_rows: int = 50_000,
+    max_detail_rows: int = DEFAULT_MAX_DETAIL_ROWS,
     generated_at: datetime | None = None,
 ) -> State[Any]:
     """Audit IVIG administrations for dermatomyositis against a guideline profile."""

@@ -14,6 +14,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from report.model import DEFAULT_MAX_DETAIL_ROWS
+
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -104,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-detail-rows",
         type=_positive_int,
-        default=50_000,
+        default=DEFAULT_MAX_DETAIL_ROWS,
         metavar="N",
-        help="most rows per workbook detail sheet; the CSV files are always complete (default: 50000)",
+        help="most rows per workbook detail sheet; the CSV files are always complete (default: %(default)s)",
     )
     run.add_argument(
         "--as-of",

@@ -25,6 +25,7 @@ from audit.engine import AuditResult, run_audit
 from audit.guideline import Guideline
 from audit.pseudonym import pseudonymize_column
 from audit.summary import build_summary
+from report.model import DEFAULT_MAX_DETAIL_ROWS
 from validators.guideline_source import guideline_sha256, load_guideline
 from validators.infusions import load_infusions
 from validators.io import Loaded, read_mapping
@@ -69,7 +70,7 @@ class RunConfig:
     period_end: date | None = None
     pseudonymize: bool = False
     price_per_g: float | None = None
-    max_detail_rows: int = 50_000
+    max_detail_rows: int = DEFAULT_MAX_DETAIL_ROWS
     generated_at: datetime = field(default_factory=lambda: datetime.now().replace(microsecond=0))
 
     def check(self) -> None:

@@ -31,6 +31,7 @@ from openpyxl.writer.excel import ExcelWriter
 from report.atomic import atomic_path
 from report.guideline_sheet import citation, write_guideline
 from report.model import (
+    DEFAULT_MAX_DETAIL_ROWS,
     FILE_NAMES,
     SHEET_CYCLES,
     SHEET_EXCEPTIONS,
@@ -45,8 +46,6 @@ from report.ordering import sorted_cycles_in_period, sorted_findings, sorted_out
 from report.sheets import EXCEL_MAX_COLUMNS, FIRST_DATA_ROW, MAX_DATA_ROWS, Column, DetailResult, SheetWriter
 from report.summary_sheet import write_summary
 from report.xlsx_cells import excel_datetime
-
-DEFAULT_MAX_DETAIL_ROWS: Final = 50_000
 
 EXCEPTION_COLUMNS: Final = (
     Column("Severity", "severity", 9, "severity"),
