@@ -22,14 +22,19 @@ IBW = "ibw"
 UNKNOWN = "unknown"
 WEIGHT_BASES: tuple[str, ...] = (ACTUAL_MINOR, ACTUAL_SHORT, ACTUAL_LIGHTER_THAN_IBW, IBW, UNKNOWN)
 
-#: How each basis reads in a report.
+#: How each basis reads in a finding's message.
 WEIGHT_BASIS_LABELS: dict[str, str] = {
-    ACTUAL_MINOR: "actual weight (minor at cycle start)",
-    ACTUAL_SHORT: "actual weight (shorter than the IBW formula's base height)",
-    ACTUAL_LIGHTER_THAN_IBW: "actual weight (lighter than IBW)",
-    IBW: "ideal body weight (Devine)",
-    UNKNOWN: "unknown (sex or height missing)",
+    ACTUAL_MINOR: "actual weight, minor",
+    ACTUAL_SHORT: "actual weight, short stature",
+    ACTUAL_LIGHTER_THAN_IBW: "actual weight, lighter than IBW",
+    IBW: "IBW",
+    UNKNOWN: "unknown",
 }
+
+
+def weight_basis_label(column: str = "weight_basis") -> pl.Expr:
+    """The readable label of a weight_basis column."""
+    return pl.col(column).replace_strict(WEIGHT_BASIS_LABELS, return_dtype=pl.String)
 
 
 def ibw_kg(guideline: Guideline, *, height_cm: str = "height_cm", sex: str = "sex") -> pl.Expr:

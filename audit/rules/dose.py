@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from audit.dosing import UNKNOWN
+from audit.dosing import UNKNOWN, weight_basis_label
 from audit.guideline import Guideline
 from audit.rules.base import RuleInput, fmt, hits
 
@@ -35,7 +35,7 @@ def dose_above_max(t: RuleInput, g: Guideline) -> pl.DataFrame:
             fmt(pl.col("total_g"), 1),
             fmt(pl.col("g_per_kg")),
             fmt(pl.col("dosing_weight_kg"), 1),
-            pl.col("weight_basis"),
+            weight_basis_label(),
             pl.lit(maximum),
             pl.lit(round(_tolerance(g) * 100, 2)),
             fmt(pl.lit(limit)),
@@ -60,7 +60,7 @@ def dose_below_min(t: RuleInput, g: Guideline) -> pl.DataFrame:
             fmt(pl.col("total_g"), 1),
             fmt(pl.col("g_per_kg")),
             fmt(pl.col("dosing_weight_kg"), 1),
-            pl.col("weight_basis"),
+            weight_basis_label(),
             pl.lit(minimum),
             pl.lit(round(_tolerance(g) * 100, 2)),
             fmt(pl.lit(limit)),
