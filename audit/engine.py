@@ -167,13 +167,28 @@ def run_audit(
     All history is context (cycle numbering, intervals, IgA results); findings are
     reported only for cycles whose start lies in ``[period_start, period_end]``.
     """
-    scoped = infusions.with_columns(_in_scope=in_scope_mask(guideline))
-    admins = scoped.filter(pl.col("_in_scope")).drop("_in_scope")
-    out_of_scope = scoped.filter(~pl.col("_in_scope")).drop("_in_scope").sort("source_file", "source_row")
-
+    admins, out_of_scope = split_scope(infusions, guideline)
     cycles, days = build_cycle_table(admins, labs, reviews, guideline, period_start=period_start, period_end=period_end)
     findings = evaluate_rules(cycles, days, guideline)
+    return assemble_result(admins, out_of_scope, cycles, findings)
 
+
+def split_scope(infusions: pl.DataFrame, guideline: Guideline) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(in-scope administrations, out-of-scope rows in file order)``: run_audit's first step."""
+    is_in_scope = infusions.select(in_scope_mask(guideline)).to_series()
+    admins = infusions.filter(is_in_scope)
+    out_of_scope = infusions.filter(~is_in_scope).sort("source_file", "source_row")
+    return admins, out_of_scope
+
+
+def assemble_result(
+    admins: pl.DataFrame, out_of_scope: pl.DataFrame, cycles: pl.DataFrame, findings: pl.DataFrame
+) -> AuditResult:
+    """run_audit's last step: exception counts on the cycle table, the contract's columns, the counts.
+
+    ``run_audit`` = ``split_scope`` -> ``build_cycle_table`` -> ``evaluate_rules`` -> this; a
+    caller that times the steps (the pipeline, the benchmark) calls them one by one.
+    """
     per_cycle = findings.group_by("course_id", "cycle_number").agg(exception_count=pl.len().cast(pl.Int64))
     cycles = (
         cycles.join(per_cycle, on=["course_id", "cycle_number"], how="left")

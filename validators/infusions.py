@@ -37,7 +37,7 @@ from validators.quarantine import (
 )
 from validators.schemas import INFUSIONS_SCHEMA
 
-__all__ = ["Loaded", "load_infusions"]
+__all__ = ["Loaded", "load_infusions", "validate_infusions"]
 
 #: Accepted spellings (lower case, spaces removed) -> canonical unit.
 DOSE_UNITS: dict[str, str] = {"g": "g", "mg": "mg", "ml": "mL"}
@@ -74,8 +74,15 @@ def load_infusions(
     run's clock: an administration after it is rejected as in the future.
     Raises ``InputError`` when the file can't be read or lacks a required column.
     """
+    return validate_infusions(read_table(path, mapping), path, guideline, now=now)
+
+
+def validate_infusions(table: pl.DataFrame, path: Path, guideline: Guideline, *, now: datetime) -> Loaded:
+    """``load_infusions`` after the read: ``table`` is ``read_table(path, mapping)``'s all-text frame.
+
+    Apart so a caller can time reading and validating separately.
+    """
     now = p.local_now(now)
-    table = read_table(path, mapping)
     require_columns(table, INFUSION_REQUIRED, path)
     rows_read = table.height
     table, rows_duplicate = drop_exact_duplicates(table)

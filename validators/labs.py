@@ -29,7 +29,7 @@ from validators.quarantine import (
 )
 from validators.schemas import LABS_SCHEMA
 
-__all__ = ["Loaded", "load_labs"]
+__all__ = ["Loaded", "load_labs", "validate_labs"]
 
 #: Names of the IgA test (lower case): the test name and its LOINC code.
 IGA_TESTS: tuple[str, ...] = ("iga", "2458-8")
@@ -49,8 +49,12 @@ def load_labs(path: Path, *, mapping: Mapping[str, str] | None = None, now: date
     A result collected after ``now`` is rejected as in the future. Raises
     ``InputError`` when the file can't be read or lacks a required column.
     """
+    return validate_labs(read_table(path, mapping), path, now=now)
+
+
+def validate_labs(table: pl.DataFrame, path: Path, *, now: datetime) -> Loaded:
+    """``load_labs`` after the read: ``table`` is ``read_table(path, mapping)``'s all-text frame."""
     now = p.local_now(now)
-    table = read_table(path, mapping)
     require_columns(table, LAB_REQUIRED, path)
     rows_read = table.height
     table, rows_duplicate = drop_exact_duplicates(table)

@@ -24,7 +24,7 @@ from validators.quarantine import (
 )
 from validators.schemas import REVIEWS_SCHEMA
 
-__all__ = ["Loaded", "load_reviews"]
+__all__ = ["Loaded", "load_reviews", "validate_reviews"]
 
 
 def load_reviews(path: Path, *, mapping: Mapping[str, str] | None = None, now: datetime) -> Loaded:
@@ -34,8 +34,12 @@ def load_reviews(path: Path, *, mapping: Mapping[str, str] | None = None, now: d
     ``now``'s date is rejected. Raises ``InputError`` when the file can't be
     read or lacks a required column.
     """
+    return validate_reviews(read_table(path, mapping), path, now=now)
+
+
+def validate_reviews(table: pl.DataFrame, path: Path, *, now: datetime) -> Loaded:
+    """``load_reviews`` after the read: ``table`` is ``read_table(path, mapping)``'s all-text frame."""
     now = p.local_now(now)
-    table = read_table(path, mapping)
     require_columns(table, REVIEW_REQUIRED, path)
     rows_read = table.height
     table, rows_duplicate = drop_exact_duplicates(table)
