@@ -35,46 +35,64 @@ def in_scope_mask(guideline: Guideline) -> pl.Expr:
     return (by_code | by_text).fill_null(False)
 
 
+def _patient_key() -> pl.Expr:
+    """A cheap integer stand-in for ``patient_id`` (sorting and joining strings costs 10x more).
+
+    Codes follow first appearance, so they depend on row order: they only ever group and
+    join, never decide an order that reaches the output.
+    """
+    return pl.col("patient_id").cast(pl.Categorical).to_physical().cast(pl.UInt32)
+
+
+def _new_run(key: str, value: str, max_gap: float) -> tuple[pl.Expr, pl.Expr]:
+    """On rows sorted by (key, value): (gap in days to the previous row of the same key, starts a new run)."""
+    same_key = (pl.col(key) == pl.col(key).shift(1)).fill_null(False)
+    gap = pl.when(same_key).then(_days_between(pl.col(value), pl.col(value).shift(1)))
+    return gap, gap.is_null() | (gap > max_gap)
+
+
 def assign_cycles(admins: pl.DataFrame, guideline: Guideline) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Group administrations into infusion days and cycles.
 
-    Returns ``(admins, days)``: the administrations with ``day`` and ``cycle_seq``
-    (1, 2, ... per patient over all history) added, and one row per infusion day with
-    ``day_g``, ``gap_days`` (to the previous infusion day in the same cycle, null on a
-    cycle's first day) and its ``admin_ids`` in administration order.
+    Returns ``(admins, days)``: the administrations sorted by patient and time with ``day``,
+    ``_pk`` (an integer patient key) and ``cycle_seq`` (a cycle number unique over all
+    patients, increasing in that order) added, and one row per infusion day with ``day_g``,
+    ``gap_days`` (to the previous infusion day in the same cycle, null on a cycle's first
+    day) and its ``admin_ids`` in administration order.
     """
-    gap_max = guideline.value("cycle_gap_max_days")
-    admins = admins.with_columns(day=pl.col("administered_at").dt.date())
-    days = (
-        admins.sort(["patient_id", *_ORDER])
-        .group_by("patient_id", "day", maintain_order=True)
-        .agg(
-            day_g=pl.col("dose_g").sum(),
-            admin_ids=pl.col("admin_id"),
-        )
-        .sort("patient_id", "day")
-        .with_columns(gap_days=_days_between(pl.col("day"), pl.col("day").shift(1).over("patient_id")))
+    max_gap = guideline.value("cycle_gap_max_days")
+    same_patient = (pl.col("_pk") == pl.col("_pk").shift(1)).fill_null(False)
+    new_day = ~same_patient | (pl.col("day") != pl.col("day").shift(1)).fill_null(True)
+    # Sorted by patient and time, a day's rows are contiguous: the row before a patient's new
+    # day is the last one of the previous infusion day.
+    gap = pl.when(same_patient & new_day).then(_days_between(pl.col("day"), pl.col("day").shift(1)))
+    admins = (
+        admins.with_columns(day=pl.col("administered_at").dt.date(), _pk=_patient_key())
+        .sort(["_pk", *_ORDER])
+        .with_columns(_new_day=new_day, _gap=gap)
         .with_columns(
-            cycle_seq=(pl.col("gap_days").is_null() | (pl.col("gap_days") > gap_max))
-            .cast(pl.Int64)
-            .cum_sum()
-            .over("patient_id")
-        )
-        .with_columns(
-            gap_days=pl.when(pl.col("day") == pl.col("day").min().over("patient_id", "cycle_seq"))
-            .then(None)
-            .otherwise(pl.col("gap_days"))
+            cycle_seq=(pl.col("_new_day") & (pl.col("_gap").is_null() | (pl.col("_gap") > max_gap))).cum_sum()
         )
     )
-    admins = admins.join(days.select("patient_id", "day", "cycle_seq"), on=["patient_id", "day"], how="left")
-    return admins, days
+    days = (
+        admins.group_by("cycle_seq", "day", maintain_order=True)
+        .agg(
+            _pk=pl.col("_pk").first(),
+            patient_id=pl.col("patient_id").first(),
+            day_g=pl.col("dose_g").sum(),
+            admin_ids=pl.col("admin_id"),
+            gap_days=pl.col("_gap").first(),
+        )
+        .with_columns(gap_days=pl.when(pl.col("cycle_seq") == pl.col("cycle_seq").shift(1)).then(pl.col("gap_days")))
+    )
+    return admins.drop("_new_day", "_gap"), days
 
 
 def build_cycles(admins: pl.DataFrame, days: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
     """One row per cycle with its course, numbering, interval and first-administration facts."""
-    course_gap = guideline.value("course_gap_max_days")
     reduced = [p.name for p in guideline.products if p.is_iga_reduced]
-    by_day = days.group_by("patient_id", "cycle_seq").agg(
+    by_day = days.group_by("cycle_seq").agg(
+        _pk=pl.col("_pk").first(),
         cycle_start=pl.col("day").min(),
         cycle_end=pl.col("day").max(),
         infusion_days=pl.len().cast(pl.Int64),
@@ -82,36 +100,39 @@ def build_cycles(admins: pl.DataFrame, days: pl.DataFrame, guideline: Guideline)
         max_daily_g=pl.col("day_g").max(),
         max_gap_days=pl.col("gap_days").max(),
     )
-    first = (
-        admins.sort(["patient_id", "cycle_seq", *_ORDER])
-        .group_by("patient_id", "cycle_seq", maintain_order=True)
-        .agg(
-            first_admin_at=pl.col("administered_at").first(),
-            actual_weight_kg=pl.col("weight_kg").first(),
-            height_cm=pl.col("height_cm").first(),
-            sex=pl.col("sex").first(),
-            birth_date=pl.col("birth_date").first(),
-            administrations=pl.len().cast(pl.Int64),
-            admin_ids=pl.col("admin_id"),
-            products=pl.col("product").unique().sort().str.join("; "),
-            is_iga_reduced_only=pl.col("product").is_in(reduced).all(),
-        )
+    first = admins.group_by("cycle_seq", maintain_order=True).agg(  # admins come sorted by patient and time
+        patient_id=pl.col("patient_id").first(),
+        first_admin_at=pl.col("administered_at").first(),
+        actual_weight_kg=pl.col("weight_kg").first(),
+        height_cm=pl.col("height_cm").first(),
+        sex=pl.col("sex").first(),
+        birth_date=pl.col("birth_date").first(),
+        administrations=pl.len().cast(pl.Int64),
+        admin_ids=pl.col("admin_id"),
+        is_iga_reduced_only=pl.col("product").is_in(reduced).all(),
     )
+    products = (
+        admins.select("cycle_seq", "product")
+        .unique()
+        .sort("cycle_seq", "product")
+        .group_by("cycle_seq", maintain_order=True)
+        .agg(products=pl.col("product").str.join("; "))
+    )
+    gap, starts_course = _new_run("_pk", "cycle_start", guideline.value("course_gap_max_days"))
     cycles = (
-        by_day.join(first, on=["patient_id", "cycle_seq"], how="inner")
-        .sort("patient_id", "cycle_start")
-        .with_columns(start_gap=_days_between(pl.col("cycle_start"), pl.col("cycle_start").shift(1).over("patient_id")))
+        by_day.join(first, on="cycle_seq", how="inner")
+        .join(products, on="cycle_seq", how="inner")
+        .sort("_pk", "cycle_start")
+        .with_columns(_start_gap=gap, _starts=starts_course)
+        .with_columns(_course_seq=pl.col("_starts").cast(pl.Int64).cum_sum(), _row=pl.int_range(pl.len()))
         .with_columns(
-            course_n=(pl.col("start_gap").is_null() | (pl.col("start_gap") > course_gap))
-            .cast(pl.Int64)
-            .cum_sum()
-            .over("patient_id")
+            course_n=pl.col("_course_seq") - pl.col("_course_seq").min().over("_pk") + 1,
+            cycle_number=pl.col("_row") - pl.col("_row").min().over("_course_seq") + 1,
         )
-        .with_columns(cycle_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("patient_id", "course_n"))
         .with_columns(
             course_id=pl.format("{}-C{}", pl.col("patient_id"), pl.col("course_n")),
-            interval_days=pl.when(pl.col("cycle_number") > 1).then(pl.col("start_gap")).otherwise(None),
+            interval_days=pl.when(pl.col("cycle_number") > 1).then(pl.col("_start_gap")).otherwise(None),
         )
-        .drop("start_gap")
+        .drop("_start_gap", "_starts", "_course_seq", "_row")
     )
     return cycles

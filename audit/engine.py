@@ -117,8 +117,8 @@ def build_cycle_table(
     cycles = _iga_context(cycles, labs, guideline)
     cycles = _review_context(cycles, reviews, guideline)
     days = days.join(
-        cycles.select("patient_id", "cycle_seq", *_CYCLE_KEY[1:], "dosing_weight_kg", "in_period"),
-        on=["patient_id", "cycle_seq"],
+        cycles.select("cycle_seq", *_CYCLE_KEY[1:], "dosing_weight_kg", "in_period"),
+        on="cycle_seq",
         how="inner",
     ).with_columns(day_g_per_kg=pl.col("day_g") / pl.col("dosing_weight_kg"))
     return cycles, days
@@ -175,7 +175,10 @@ def run_audit(
 
 def split_scope(infusions: pl.DataFrame, guideline: Guideline) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(in-scope administrations, out-of-scope rows in file order)``: run_audit's first step."""
-    is_in_scope = infusions.select(in_scope_mask(guideline)).to_series()
+    # An export has few distinct indications: match the text once per distinct value.
+    indications = infusions.select(pl.col("indication").unique())
+    in_scope = indications.filter(in_scope_mask(guideline)).get_column("indication")
+    is_in_scope = pl.col("indication").is_in(in_scope.implode()).fill_null(False)
     admins = infusions.filter(is_in_scope)
     out_of_scope = infusions.filter(~is_in_scope).sort("source_file", "source_row")
     return admins, out_of_scope
