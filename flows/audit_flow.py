@@ -11,23 +11,46 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.states import Completed, Failed
 
 from audit.engine import AuditResult
 from audit.guideline import GuidelineError
 from flows import steps
+from flows.schedule import is_transient_fs_error
 from report.model import DEFAULT_MAX_DETAIL_ROWS
 from validators.errors import InputError
 
 #: Failure messages that start with these are the user's to fix (CLI exit status 2).
 BAD_INPUT = "Bad input: "
 BAD_CONFIG = "Bad configuration: "
+#: Waits (seconds) before the retries of a step that hit a transient file-system error.
+RETRY_DELAYS_S = [5, 20, 60]
 
 
-@task(name="read-and-validate", cache_policy=NO_CACHE)
+def retry_on_transient_fs_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a step only when it failed on a file-system error that may pass (busy, locked, I/O)."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            exc = state.result(raise_on_failure=False)  # the exception, when there is one
+        except Exception:  # an unreadable result is no reason to retry
+            return False
+    return is_transient_fs_error(exc if isinstance(exc, BaseException) else None)
+
+
+#: Task options shared by every step: no caching (frames are large), retries for transient I/O only.
+STEP_OPTIONS: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "retries": len(RETRY_DELAYS_S),
+    "retry_delay_seconds": RETRY_DELAYS_S,
+    "retry_condition_fn": retry_on_transient_fs_error,
+}
+
+
+@task(name="read-and-validate", **STEP_OPTIONS)
 def load_task(cfg: steps.RunConfig, timer: steps.Timer) -> steps.Inputs | str:
     """Read and validate the inputs; a user-fixable problem comes back as its message."""
     logger = get_run_logger()
@@ -59,7 +82,7 @@ def load_task(cfg: steps.RunConfig, timer: steps.Timer) -> steps.Inputs | str:
     return inputs
 
 
-@task(name="audit", cache_policy=NO_CACHE)
+@task(name="audit", cache_policy=NO_CACHE)  # pure computation: nothing to retry
 def audit_task(inputs: steps.Inputs, cfg: steps.RunConfig, timer: steps.Timer) -> AuditResult:
     result = steps.audit(inputs, cfg, timer)
     get_run_logger().info(
@@ -73,11 +96,18 @@ def audit_task(inputs: steps.Inputs, cfg: steps.RunConfig, timer: steps.Timer) -
     return result
 
 
-@task(name="write-reports", cache_policy=NO_CACHE)
+@task(name="write-reports", **STEP_OPTIONS)
 def write_task(
-    inputs: steps.Inputs, result: AuditResult, cfg: steps.RunConfig, timer: steps.Timer
+    inputs: steps.Inputs,
+    result: AuditResult,
+    cfg: steps.RunConfig,
+    timer: steps.Timer,
+    history: dict[str, Any] | None = None,
 ) -> dict[str, Any] | str:
+    """Write every report into ``cfg.out_dir``; ``history`` (counts only) goes into the summary."""
     summary = steps.summarize(inputs, result, cfg, timer.seconds)
+    if history is not None:
+        summary["history"] = history
     try:
         steps.write_reports(inputs, result, summary, cfg, timer)
     except steps.ConfigError as exc:

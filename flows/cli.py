@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from flows.schedule import DEFAULT_CRON, DEFAULT_DEPLOYMENT
 from report.model import DEFAULT_MAX_DETAIL_ROWS
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
@@ -117,6 +118,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="the run's 'now': rows later than this are rejected as future (default: the clock)",
     )
     run.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the reports")
+    run.add_argument(
+        "--verbose", action="store_true", help="also show Prefect's own log lines (default: warnings and errors only)"
+    )
+
+    serve = sub.add_parser(
+        "serve", help="serve the scheduled audit on a cron schedule (runs until stopped; needs a Prefect server)"
+    )
+    serve.add_argument(
+        "--drop-folder", required=True, type=Path, metavar="DIR", help="folder the pharmacy system exports into"
+    )
+    serve.add_argument(
+        "--output-root", required=True, type=Path, metavar="DIR", help="each run writes a dated folder under here"
+    )
+    serve.add_argument("--guideline", default="mayo-2013", metavar="NAME_OR_FILE", help="default: mayo-2013")
+    serve.add_argument(
+        "--cron", default=DEFAULT_CRON, metavar="EXPR", help="when to run (default: %(default)s, 06:00 on the 2nd)"
+    )
+    serve.add_argument(
+        "--timezone", default=None, metavar="TZ", help="IANA time zone of the schedule (default: this machine's)"
+    )
+    serve.add_argument("--name", default=DEFAULT_DEPLOYMENT, help="deployment name (default: %(default)s)")
+    serve.add_argument("--pseudonymize", action="store_true", help="as for run (key in IVIG_AUDIT_PSEUDONYM_KEY)")
+    serve.add_argument(
+        "--settle-seconds",
+        type=_non_negative,
+        default=60.0,
+        metavar="S",
+        help="an export changed less than S seconds ago is still being written: wait and retry (default: 60)",
+    )
 
     sub.add_parser("profiles", help="list the packaged guideline profiles")
     rules = sub.add_parser("rules", help="print the rule table of a guideline profile")
@@ -165,35 +195,40 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     print(f"Reports written to {out}")
 
 
-def _quiet_prefect_defaults() -> None:
+def _quiet_prefect_defaults(verbose: bool = False) -> None:
     """Defaults set before Prefect is imported; the user's own settings win."""
     import os
 
     # Prefect's server phones home for usage analytics; hospitals' batch hosts have no reason to.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's console lines (run names, state changes) clutter a terminal and a cron mail; only the
+    # console handler is raised, so the run's INFO lines still reach a Prefect server's UI.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "WARNING")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     _preflight(args)
-    _quiet_prefect_defaults()
+    _quiet_prefect_defaults(args.verbose)
     from flows.audit_flow import BAD_CONFIG, BAD_INPUT, audit_flow
+    from flows.progress import step_progress, wants_progress
 
     generated_at = args.as_of or datetime.now().replace(microsecond=0)
-    state = audit_flow(
-        infusions=str(args.infusions),
-        out_dir=str(args.out),
-        labs=str(args.labs) if args.labs else None,
-        reviews=str(args.reviews) if args.reviews else None,
-        mapping=str(args.mapping) if args.mapping else None,
-        guideline=args.guideline,
-        period_start=args.period_start,
-        period_end=args.period_end,
-        pseudonymize=args.pseudonymize,
-        price_per_g=args.price_per_gram,
-        max_detail_rows=args.max_detail_rows,
-        generated_at=generated_at,
-        return_state=True,
-    )
+    with step_progress(wants_progress() and not args.verbose):
+        state = audit_flow(
+            infusions=str(args.infusions),
+            out_dir=str(args.out),
+            labs=str(args.labs) if args.labs else None,
+            reviews=str(args.reviews) if args.reviews else None,
+            mapping=str(args.mapping) if args.mapping else None,
+            guideline=args.guideline,
+            period_start=args.period_start,
+            period_end=args.period_end,
+            pseudonymize=args.pseudonymize,
+            price_per_g=args.price_per_gram,
+            max_detail_rows=args.max_detail_rows,
+            generated_at=generated_at,
+            return_state=True,
+        )
     if state.is_completed():
         summary: dict[str, Any] = state.result()  # type: ignore[assignment]  # the flow's Completed(data=summary)
         _print_summary(summary, args.out)
@@ -209,6 +244,73 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL
+
+
+def local_timezone() -> str:
+    """This machine's IANA time zone name (TZ, else /etc/localtime's link), or UTC."""
+    import os
+
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            target = os.readlink("/etc/localtime")
+        except OSError:
+            target = ""
+        name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"
+    return name
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Register the scheduled audit as a deployment and run it on its schedule until stopped."""
+    import os
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from audit.guideline import GuidelineError
+    from flows.steps import PSEUDONYM_KEY_ENV
+    from validators.guideline_source import load_guideline
+
+    if not args.drop_folder.is_dir():
+        raise UsageError(f"{args.drop_folder}: drop folder not found (--drop-folder)")
+    try:
+        load_guideline(args.guideline)
+    except GuidelineError as exc:
+        raise UsageError(str(exc)) from None
+    timezone = args.timezone or local_timezone()
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone {timezone!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+    if args.pseudonymize and not os.environ.get(PSEUDONYM_KEY_ENV):
+        raise UsageError(f"--pseudonymize needs a key in the environment variable {PSEUDONYM_KEY_ENV}")
+    _quiet_prefect_defaults(verbose=True)  # a long-running service: its log is the record
+    from prefect.schedules import Cron
+
+    from flows.scheduled import scheduled_audit_flow
+
+    try:
+        schedule = Cron(args.cron, timezone=timezone)
+    except ValueError as exc:
+        raise UsageError(f"--cron {args.cron!r}: {exc}") from None
+    if not os.environ.get("PREFECT_API_URL"):
+        print(
+            "Note: PREFECT_API_URL is not set; runs are recorded in a temporary Prefect server that ends with "
+            "this command. Point PREFECT_API_URL at a Prefect server to keep the history.",
+            file=sys.stderr,
+        )
+    scheduled_audit_flow.serve(
+        name=args.name,
+        schedules=[schedule],
+        parameters={
+            "drop_folder": str(args.drop_folder.resolve()),
+            "output_root": str(args.output_root.resolve()),
+            "guideline": args.guideline,
+            "pseudonymize": args.pseudonymize,
+            "settle_seconds": args.settle_seconds,
+        },
+        description="IVIG audit of the newest drop-folder exports for the previous calendar month",
+        tags=["ivig-audit"],
+    )
+    return EXIT_OK
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
@@ -236,7 +338,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "profiles": cmd_profiles, "rules": cmd_rules}
+COMMANDS = {"run": cmd_run, "serve": cmd_serve, "profiles": cmd_profiles, "rules": cmd_rules}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

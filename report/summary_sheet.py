@@ -406,6 +406,70 @@ def _inputs_block(r: Rows, data: ReportData) -> None:
     r.pair("Profile file SHA-256", r.text(g.get("sha256") or "not recorded", Look(size=9, color=NOTE_COLOR)))
 
 
+def _history_block(r: Rows, summary: dict[str, Any]) -> None:
+    """Scheduled runs only: what changed since the previous run, and compliance over recent runs."""
+    hist = _get(summary, "history")
+    if not isinstance(hist, dict):
+        return
+    r.blank()
+    r.section("Since the previous run")
+    previous, since = hist.get("previous_run"), hist.get("since_previous")
+    if not isinstance(previous, dict) or not isinstance(since, dict):
+        r.pair("Previous run", r.text(f"none to compare with ({hist.get('note') or 'no earlier run'})"))
+    else:
+        period = previous.get("period") or {}
+        r.pair(
+            "Previous run",
+            r.text(previous.get("name")),
+            f"cycles starting {period.get('start') or '-'} to {period.get('end') or '-'}",
+        )
+        notes = (
+            ("new", "New exceptions", "in this run, not in the previous one (same patient, rule and cycle start)"),
+            ("resolved", "Resolved exceptions", "in the previous run on a cycle of this period, gone now"),
+            ("still_open", "Still open", "in both runs"),
+            ("not_rechecked", "Not re-checked", "previous exceptions on cycles outside this run's period"),
+        )
+        for key, label, note in notes:
+            r.pair(label, r.number(_count(since.get(key)), FMT_COUNT, BOLD if key != "not_rechecked" else None), note)
+        changed = {
+            code: c
+            for code, c in (since.get("by_rule") or {}).items()
+            if isinstance(c, dict) and (c.get("new") or c.get("resolved"))
+        }
+        if changed:
+            r.header(["Rule", "New", "Resolved", "Still open"], (1, 2, 3))
+            for code, c in changed.items():
+                r.append(
+                    [
+                        r.text(code),
+                        r.number(_count(c.get("new"))),
+                        r.number(_count(c.get("resolved"))),
+                        r.number(_count(c.get("still_open"))),
+                    ]
+                )
+        r.pair("Each new and resolved exception", r.text("changes_since_previous.csv"))
+    trend = [t for t in hist.get("trend") or [] if isinstance(t, dict)]
+    if not trend:
+        return
+    r.blank()
+    r.section("Compliance trend over recent runs")
+    r.header(
+        ["Run", "Cycles audited", "Cycles with an exception", "Compliance (% without an exception)", "Audit period"],
+        (1, 2, 3),
+    )
+    for t in trend:
+        pct = t.get("compliance_pct")
+        r.append(
+            [
+                r.text(t.get("run")),
+                r.number(_count(t.get("cycles_audited"))),
+                r.number(_count(t.get("cycles_with_exception"))),
+                r.number(pct / 100 if isinstance(pct, int | float) else None, FMT_PCT),
+                r.text(f"{t.get('period_start') or '-'} to {t.get('period_end') or '-'}", Look(indent=1)),
+            ]
+        )
+
+
 def write_summary(writer: SheetWriter, details: dict[str, DetailResult]) -> int:
     """Fill the Summary sheet; returns the number of rows written."""
     data = writer.data
@@ -418,6 +482,7 @@ def write_summary(writer: SheetWriter, details: dict[str, DetailResult]) -> int:
     _truncation_block(r, details)
     _results_block(r, data)
     first_rule, last_rule, severities = _rules_block(r, data)
+    _history_block(r, data.summary)
 
     # Page 2: the charts (the monthly chart reads the table on page 3).
     months = monthly_compliance(data.findings, data.cycles)
