@@ -112,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="most rows per workbook detail sheet; the CSV files are always complete (default: %(default)s)",
     )
     run.add_argument(
+        "--partitions",
+        type=_positive_int,
+        metavar="N",
+        help="audit in N patient partitions on a local Dask cluster (for very large audits; same results)",
+    )
+    run.add_argument(
+        "--dask-address",
+        metavar="ADDR",
+        help="run the partitions on the Dask cluster whose scheduler is at ADDR (e.g. tcp://10.0.0.5:8786)",
+    )
+    run.add_argument(
         "--as-of",
         type=_datetime,
         metavar="DATETIME",
@@ -227,6 +238,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             price_per_g=args.price_per_gram,
             max_detail_rows=args.max_detail_rows,
             generated_at=generated_at,
+            partitions=args.partitions,
+            dask_address=args.dask_address,
             return_state=True,
         )
     if state.is_completed():

@@ -108,11 +108,13 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def task_runner(address: str | None = None, workers: int | None = None, *, processes: bool = True) -> Any:
+def task_runner(address: str | None = None, workers: int | None = None, *, processes: bool = False) -> Any:
     """A ``DaskTaskRunner``: on the cluster at ``address``, or on a new LocalCluster.
 
-    The LocalCluster has ``workers`` single-threaded worker processes (threads in this
-    process with ``processes=False``: quicker to start, for small inputs and tests).
+    The LocalCluster runs ``workers`` single-threaded workers as threads of this process by
+    default: polars releases the GIL, and worker processes cost a spawn, pickled frames and,
+    from a console script, multiprocessing's bootstrapping trap ("Nanny failed to start").
+    ``processes=True`` gives worker processes.
     """
     from prefect_dask.task_runners import DaskTaskRunner
 
@@ -142,7 +144,7 @@ def run_audit_partitioned(
     partitions: int | None = None,
     address: str | None = None,
     workers: int | None = None,
-    processes: bool = True,
+    processes: bool = False,
 ) -> AuditResult:
     """``run_audit``, partitioned by patient and run as Prefect tasks on Dask; same result.
 

@@ -249,3 +249,12 @@ def test_console_script_is_installed() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "Error: nope.csv: file not found (--infusions)"
+
+
+def test_partitioned_run_gives_identical_reports(sample_run: tuple[int, Path], tmp_path: Path) -> None:
+    """--partitions runs the audit per patient partition on Dask and writes the same CSV reports."""
+    _, single = sample_run
+    out = tmp_path / "parts"
+    assert run_cli(*sample_args(out, "--partitions", "3")) == 0
+    for name in ("exceptions.csv", "cycles.csv", "rejected_rows.csv", "out_of_scope_rows.csv"):
+        assert (out / name).read_bytes() == (single / name).read_bytes(), name
