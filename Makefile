@@ -9,7 +9,7 @@ RUN := $(UV) run --frozen
 SAMPLE := sample_data
 DEMO_OUT ?= reports/sample
 
-.PHONY: install demo test lint typecheck pytest clean sample lock
+.PHONY: install demo test lint typecheck pytest clean sample lock bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,7 +39,11 @@ pytest:
 	$(RUN) pytest
 
 sample: install
-	$(RUN) python -m sample_data.generate --patients 300 --seed 42 --out $(SAMPLE)
+	$(RUN) python -m sample_data.generate --patients 300 --seed 42 --out $(SAMPLE) --expected
+	$(RUN) python -m sample_data.generate --site-b --patients 80 --seed 7 --out $(SAMPLE)/site_b
+
+bench: install
+	$(RUN) python -m bench.bench_audit --sizes 100000 1000000 --reference
 
 lock: $(UV)
 	$(UV) lock
