@@ -14,8 +14,6 @@ from audit.guideline import SEVERITY_ORDER, Guideline
 from audit.rules import RULES, RuleInput
 from audit.rules.iga import DEFICIENT, NORMAL, NOT_SCREENED
 
-_CYCLE_KEY = ["patient_id", "course_id", "cycle_number"]
-
 
 @dataclass(frozen=True)
 class AuditResult:
@@ -117,7 +115,7 @@ def build_cycle_table(
     cycles = _iga_context(cycles, labs, guideline)
     cycles = _review_context(cycles, reviews, guideline)
     days = days.join(
-        cycles.select("cycle_seq", *_CYCLE_KEY[1:], "dosing_weight_kg", "in_period"),
+        cycles.select("cycle_seq", "course_id", "cycle_number", "dosing_weight_kg", "in_period"),
         on="cycle_seq",
         how="inner",
     ).with_columns(day_g_per_kg=pl.col("day_g") / pl.col("dosing_weight_kg"))

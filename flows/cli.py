@@ -178,18 +178,24 @@ def _preflight(args: argparse.Namespace) -> None:
     ):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: file not found ({flag})")
-    if args.period_start and args.period_end and args.period_start > args.period_end:
-        raise UsageError(f"--period-start {args.period_start} is after --period-end {args.period_end}")
     try:
         load_guideline(args.guideline)
     except GuidelineError as exc:
         raise UsageError(str(exc)) from None
-    import os
+    from flows.steps import ConfigError, RunConfig
 
-    from flows.steps import PSEUDONYM_KEY_ENV
-
-    if args.pseudonymize and not os.environ.get(PSEUDONYM_KEY_ENV):
-        raise UsageError(f"--pseudonymize needs a key in the environment variable {PSEUDONYM_KEY_ENV}")
+    try:  # the same checks the flow makes, before paying for Prefect
+        RunConfig(
+            infusions=args.infusions,
+            out_dir=args.out,
+            period_start=args.period_start,
+            period_end=args.period_end,
+            pseudonymize=args.pseudonymize,
+            price_per_g=args.price_per_gram,
+            max_detail_rows=args.max_detail_rows,
+        ).check()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:

@@ -287,7 +287,7 @@ def write_reports(
             paths["workbook"],
             max_detail_rows=cfg.max_detail_rows,
         )
-    summary["workbook"] = stats.as_dict() if hasattr(stats, "as_dict") else {}
+    summary["workbook"] = stats.as_dict()
     summary["timings_s"] = dict(timer.seconds)
     write_summary_json(summary, paths["summary"])
     return {kind: str(path) for kind, path in paths.items()}
