@@ -25,7 +25,7 @@ from validators.quarantine import (
     ROW,
     Field,
     Problem,
-    drop_exact_duplicates,
+    duplicate_rows,
     find_problems,
     not_after,
     parsed_if_written,
@@ -84,12 +84,13 @@ def validate_infusions(table: pl.DataFrame, path: Path, guideline: Guideline, *,
     """
     now = p.local_now(now)
     require_columns(table, INFUSION_REQUIRED, path)
-    rows_read = table.height
-    table, rows_duplicate = drop_exact_duplicates(table)
-
     staged = stage(with_optional(table, INFUSION_OPTIONAL), guideline)
+    # Rows sharing an admin_id (trimmed; blank ones too) are the only candidates for
+    # both exact duplicates and conflicting repeats: everything else is checked once, cheaply.
+    same_id = staged.select(pl.col("admin_id").hash().is_duplicated()).to_series()
+    duplicate = duplicate_rows(table, candidates=same_id)
     problems = find_problems(staged, fields(guideline, now))
-    conflicts = repeated_admin_ids(staged)
+    conflicts = repeated_admin_ids(staged, same_id & ~duplicate)
     reasons = conflicts.join(problems, on=ROW, how="full", coalesce=True, suffix="_rows").select(
         ROW,
         pl.concat_str("reason", "reason_rows", separator="; ", ignore_nulls=True).alias("reason"),
@@ -100,8 +101,7 @@ def validate_infusions(table: pl.DataFrame, path: Path, guideline: Guideline, *,
         reasons=reasons,
         output=INFUSIONS,
         output_schema=INFUSIONS_SCHEMA,
-        rows_read=rows_read,
-        rows_duplicate=rows_duplicate,
+        duplicate=duplicate,
     )
 
 
@@ -120,19 +120,19 @@ def stage(table: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
         *raw_copies(columns),
         p.text("admin_id").alias("admin_id"),
         p.text("patient_id").alias("patient_id"),
-        p.local_datetime("administered_at").alias("administered_at"),
+        few("administered_at", p.local_datetime("administered_at")).alias("administered_at"),
         few("product", p.catalog_name("product", products)).alias("product"),
-        p.number("dose").alias("dose"),
+        few("dose", p.number("dose")).alias("dose"),
         few("dose_unit", p.code("dose_unit", DOSE_UNITS)).alias("dose_unit"),
-        p.number("weight").alias("weight"),
+        few("weight", p.number("weight")).alias("weight"),
         few("weight_unit", p.code("weight_unit", WEIGHT_UNITS)).alias("weight_unit"),
-        p.number("height").alias("height"),
+        few("height", p.number("height")).alias("height"),
         _unit_of("height", few("height_unit", p.code("height_unit", HEIGHT_UNITS))).alias("height_unit"),
         few("sex", _sex()).alias("sex"),
         few("birth_date", p.local_date("birth_date")).alias("birth_date"),
         p.text("indication").alias("indication"),
         p.text("site").alias("site"),
-        p.number("infusion_rate").alias("infusion_rate"),
+        few("infusion_rate", p.number("infusion_rate")).alias("infusion_rate"),
         _unit_of("infusion_rate", few("infusion_rate_unit", p.code("infusion_rate_unit", RATE_UNITS))).alias(
             "infusion_rate_unit"
         ),
@@ -373,17 +373,19 @@ def fields(guideline: Guideline, now: datetime) -> list[Field]:
 MAX_LINES_LISTED = 10
 
 
-def repeated_admin_ids(staged: pl.DataFrame) -> pl.DataFrame:
+def repeated_admin_ids(staged: pl.DataFrame, candidates: pl.Series) -> pl.DataFrame:
     """``(_row, reason)`` for rows whose admin_id is on other rows with different content.
 
-    Runs after exact duplicates are gone, so every remaining repeat differs.
+    ``candidates`` marks the rows that may share an admin_id, exact duplicates
+    excluded (so every remaining repeat differs); only those are grouped.
     """
-    rows = staged.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW), "admin_id", "source_row")
+    rows = (
+        staged.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW), "admin_id", "source_row")
+        .filter(candidates)
+        .filter(pl.col("admin_id").is_not_null())
+    )
     groups = (
-        rows.filter(pl.col("admin_id").is_not_null() & pl.col("admin_id").is_duplicated())
-        .group_by("admin_id")
-        .agg(pl.col("source_row").sort().alias("lines"))
-        .filter(pl.col("lines").list.len() > 1)
+        rows.group_by("admin_id").agg(pl.col("source_row").sort().alias("lines")).filter(pl.col("lines").list.len() > 1)
     )
     listed = pl.col("lines").list.head(MAX_LINES_LISTED).cast(pl.List(pl.String)).list.join(", ")
     more = pl.col("lines").list.len().cast(pl.Int64) - MAX_LINES_LISTED

@@ -324,6 +324,7 @@ def _read_csv(path: Path) -> tuple[list[str | None], pl.DataFrame, pl.Series]:
             glob=False,
         )
 
+    source: Path | bytes = path
     try:
         try:
             table = parse(path)
@@ -331,7 +332,8 @@ def _read_csv(path: Path) -> tuple[list[str | None], pl.DataFrame, pl.Series]:
             if "utf-8" not in str(exc).lower() and "utf8" not in str(exc).lower():
                 raise
             # Not UTF-8: read it as Windows-1252, what Excel's "CSV" export writes.
-            table = parse(path.read_bytes().decode("cp1252", errors="replace").encode("utf-8"))
+            source = path.read_bytes().decode("cp1252", errors="replace").encode("utf-8")
+            table = parse(source)
     except pl.exceptions.NoDataError:
         raise InputError(file, "the file is empty (no header row)") from None
     except pl.exceptions.ComputeError as exc:
@@ -344,9 +346,13 @@ def _read_csv(path: Path) -> tuple[list[str | None], pl.DataFrame, pl.Series]:
     if table.height == 0:
         raise InputError(file, "the file is empty (no header row)")
 
-    # The line each record starts on: quoted fields may span several lines.
+    # The line each record starts on: quoted fields may span several lines. Every
+    # record takes at least one line, so as many records as lines means none spans
+    # two, and the columns need no search for line breaks.
     position = pl.int_range(pl.len(), dtype=pl.Int64) + skip + 1
-    spans_lines = table.select(pl.col(c).str.contains("\n", literal=True).any() for c in table.columns).row(0)
+    spans_lines: Sequence[bool] = ()
+    if table.height != _count_lines(source) - skip:
+        spans_lines = table.select(pl.col(c).str.contains("\n", literal=True).any() for c in table.columns).row(0)
     if any(spans_lines):
         newlines = pl.sum_horizontal(
             pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in table.columns
@@ -355,6 +361,18 @@ def _read_csv(path: Path) -> tuple[list[str | None], pl.DataFrame, pl.Series]:
     starts = table.select(position.alias("line")).get_column("line")
     header = list(table.row(0))
     return header, table.slice(1), starts.slice(1)
+
+
+def _count_lines(source: Path | bytes) -> int:
+    """Lines in a file or text: line breaks, plus a last line that has none."""
+    if isinstance(source, bytes):
+        return source.count(b"\n") + (not source.endswith(b"\n"))
+    count, last = 0, b""
+    with source.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+            last = block
+    return count + (bool(last) and not last.endswith(b"\n"))
 
 
 def _sniff_separator(header_line: bytes) -> str:

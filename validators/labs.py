@@ -20,7 +20,7 @@ from validators.io import LAB_OPTIONAL, LAB_REQUIRED, Loaded, read_table
 from validators.quarantine import (
     Field,
     Problem,
-    drop_exact_duplicates,
+    duplicate_rows,
     find_problems,
     quarantine,
     raw_copies,
@@ -56,26 +56,18 @@ def validate_labs(table: pl.DataFrame, path: Path, *, now: datetime) -> Loaded:
     """``load_labs`` after the read: ``table`` is ``read_table(path, mapping)``'s all-text frame."""
     now = p.local_now(now)
     require_columns(table, LAB_REQUIRED, path)
-    rows_read = table.height
-    table, rows_duplicate = drop_exact_duplicates(table)
-
     # A blank test name isn't "another test": it stays, and is rejected as missing.
     test = p.text("test").str.to_lowercase()
-    is_iga = test.is_null() | test.is_in(IGA_TESTS)
-    rows_ignored = table.height - table.filter(is_iga).height
-    table = table.filter(is_iga)
-
+    ignored = table.select(~(test.is_null() | test.is_in(IGA_TESTS))).to_series()
     staged = stage(with_optional(table, LAB_OPTIONAL))
-    reasons = find_problems(staged, fields(now))
     return quarantine(
         table=table,
         staged=staged,
-        reasons=reasons,
+        reasons=find_problems(staged, fields(now)),
         output=LABS,
         output_schema=LABS_SCHEMA,
-        rows_read=rows_read,
-        rows_duplicate=rows_duplicate,
-        rows_ignored=rows_ignored,
+        duplicate=duplicate_rows(table),
+        ignored=ignored,
     )
 
 

@@ -171,21 +171,30 @@ def require_columns(table: pl.DataFrame, required: Sequence[str], path: Path) ->
         raise InputError(str(path), f"missing required columns: {', '.join(missing)}")
 
 
-def drop_exact_duplicates(table: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Keep the first (lowest source_row) of rows whose original values are all equal."""
+def duplicate_rows(table: pl.DataFrame, candidates: pl.Series | None = None) -> pl.Series:
+    """True for each later copy of a row whose original values all equal an earlier row's.
+
+    The first copy (lowest position, so lowest source_row) stays False. ``candidates``
+    (a boolean mask) may narrow the search to rows that could repeat, e.g. rows whose
+    key column's value repeats: every exact duplicate must be among them.
+    """
     columns = original_columns(table)
+    none = pl.repeat(False, table.height, dtype=pl.Boolean, eager=True).alias("duplicate")
     if not columns or table.height == 0:
-        return table, 0
+        return none
     # Hashes find the candidates cheaply; the exact comparison runs on those rows only.
-    candidates = table.select(pl.struct(columns).hash().is_duplicated()).to_series()
-    if not candidates.any():
-        return table, 0
-    positions = pl.int_range(table.height, dtype=pl.UInt32, eager=True).filter(candidates)
-    repeats = positions.filter(
-        table.filter(candidates).select(pl.struct(columns).is_first_distinct().not_()).to_series()
-    )
-    kept = table.filter(pl.int_range(pl.len(), dtype=pl.UInt32).is_in(repeats.implode()).not_())
-    return kept, table.height - kept.height
+    rows = table if candidates is None else table.filter(candidates)
+    if rows.height < 2:
+        return none
+    repeated_hash = rows.select(pl.struct(columns).hash().is_duplicated()).to_series()
+    if not repeated_hash.any():
+        return none
+    positions = pl.int_range(table.height, dtype=pl.UInt32, eager=True)
+    if candidates is not None:
+        positions = positions.filter(candidates)
+    positions = positions.filter(repeated_hash)
+    later = rows.filter(repeated_hash).select(pl.struct(columns).is_first_distinct().not_()).to_series()
+    return none.scatter(positions.filter(later), True)
 
 
 def with_optional(table: pl.DataFrame, optional: Sequence[str]) -> pl.DataFrame:
@@ -206,31 +215,37 @@ def quarantine(
     reasons: pl.DataFrame,
     output: dict[str, pl.DataType],
     output_schema: pa.DataFrameSchema,
-    rows_read: int,
-    rows_duplicate: int,
-    rows_ignored: int = 0,
+    duplicate: pl.Series,
+    ignored: pl.Series | None = None,
 ) -> Loaded:
     """Split ``staged`` into the typed frame and the rejected rows.
 
-    ``table`` is the de-duplicated file (original columns, row for row with
-    ``staged``); ``reasons`` is ``(_row, reason)`` for the rows to reject.
+    ``table`` is the file as read and ``staged`` its staging frame, row for row.
+    ``reasons`` is ``(_row, reason)`` for the rows to reject; ``duplicate`` marks
+    the later copies of exact duplicates (counted, never rejected) and ``ignored``
+    rows that aren't this input's business (another lab test): neither is rejected,
+    whatever its values. One filter per output, so big files are copied once.
     """
-    flags = pl.DataFrame({ROW: pl.int_range(staged.height, dtype=pl.UInt32, eager=True)}).join(
-        reasons, on=ROW, how="left", maintain_order="left"
+    dropped = duplicate if ignored is None else duplicate | ignored
+    reason = (
+        pl.repeat(None, staged.height, dtype=pl.String, eager=True)
+        .scatter(reasons.get_column(ROW), reasons.get_column("reason"))
+        .alias("reason")
     )
-    reason = flags.get_column("reason")
-    is_good = reason.is_null()
+    has_reason = reason.is_not_null() & ~dropped
+    is_good = ~(has_reason | dropped)
     frame = staged.select(pl.col(name).cast(dtype) for name, dtype in output.items()).filter(is_good)
     _check_output(frame, output_schema)
-    rejected = table.with_columns(reason).filter(~is_good)
+    rejected = table.filter(has_reason).with_columns(reason.filter(has_reason))
     rejected = rejected.select(*KEY_COLUMNS, "reason", *original_columns(table))
+    rows_duplicate = int(duplicate.sum())
     loaded = Loaded(
         frame=frame,
         rejected=rejected,
-        rows_read=rows_read,
+        rows_read=table.height,
         rows_duplicate=rows_duplicate,
         rows_rejected=rejected.height,
-        rows_ignored=rows_ignored,
+        rows_ignored=int(dropped.sum()) - rows_duplicate,
     )
     accounted = loaded.frame.height + loaded.rows_duplicate + loaded.rows_rejected + loaded.rows_ignored
     if accounted != loaded.rows_read:
@@ -239,7 +254,15 @@ def quarantine(
 
 
 def _check_output(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> None:
-    """The typed frame must satisfy its contract; a failure here is a bug (no values in the message)."""
+    """The typed frame must satisfy its contract; a failure here is a bug (no values in the message).
+
+    pandera's own ``unique`` check compares the values of every row (0.3 s for a
+    million ids); hashes are ten times cheaper, so unique columns are checked by
+    hash first and compared exactly only when two hashes meet.
+    """
+    unique = [name for name, column in schema.columns.items() if column.unique]
+    if unique:
+        schema = schema.update_columns({name: {"unique": False} for name in unique})
     try:
         with config_context(validation_enabled=True, validation_depth="SCHEMA_AND_DATA"):
             schema.validate(frame, lazy=True)
@@ -250,3 +273,13 @@ def _check_output(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> None:
         else:
             what = [f"{getattr(exc.schema, 'name', '?')}/{exc.check}"]
         raise RuntimeError(f"{schema.name}: typed frame violates its schema ({', '.join(what)})") from None
+    repeated = [name for name in unique if _has_repeats(frame.get_column(name))]
+    if repeated:
+        listed = ", ".join(f"{name}/field_uniqueness" for name in repeated)
+        raise RuntimeError(f"{schema.name}: typed frame violates its schema ({listed})")
+
+
+def _has_repeats(values: pl.Series) -> bool:
+    """Whether a value occurs twice (nulls count as equal)."""
+    same_hash = values.hash().is_duplicated()
+    return bool(same_hash.any()) and bool(values.filter(same_hash).is_duplicated().any())

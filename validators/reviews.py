@@ -15,7 +15,7 @@ from validators.io import REVIEW_OPTIONAL, REVIEW_REQUIRED, Loaded, read_table
 from validators.quarantine import (
     Field,
     Problem,
-    drop_exact_duplicates,
+    duplicate_rows,
     find_problems,
     quarantine,
     raw_copies,
@@ -41,18 +41,14 @@ def validate_reviews(table: pl.DataFrame, path: Path, *, now: datetime) -> Loade
     """``load_reviews`` after the read: ``table`` is ``read_table(path, mapping)``'s all-text frame."""
     now = p.local_now(now)
     require_columns(table, REVIEW_REQUIRED, path)
-    rows_read = table.height
-    table, rows_duplicate = drop_exact_duplicates(table)
     staged = stage(with_optional(table, REVIEW_OPTIONAL))
-    reasons = find_problems(staged, fields(now))
     return quarantine(
         table=table,
         staged=staged,
-        reasons=reasons,
+        reasons=find_problems(staged, fields(now)),
         output=REVIEWS,
         output_schema=REVIEWS_SCHEMA,
-        rows_read=rows_read,
-        rows_duplicate=rows_duplicate,
+        duplicate=duplicate_rows(table),
     )
 
 

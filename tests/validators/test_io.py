@@ -308,3 +308,30 @@ def test_mapping_applies_to_every_input(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text(" mrn ,Ward\nP1,W\n", encoding="utf-8")
     assert read_table(path, mapping).columns[2:] == ["patient_id", "Ward"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("patient_id,note\nP1,x\nP2,y\n", [2, 3]),
+        ("patient_id,note\r\nP1,x\r\nP2,y", [2, 3]),
+        ('patient_id,note\nP1,"two\nlines"\nP2,y', [2, 4]),
+        ('patient_id,note\r\nP1,"two\r\nlines"\r\nP2,y\r\n', [2, 4]),
+        ('\npatient_id,note\nP1,"a\n\nb"\n\nP2,y\n', [3, 7]),
+    ],
+    ids=["plain", "crlf-no-final-break", "quoted-break", "quoted-crlf", "blank-lines-and-breaks"],
+)
+def test_line_numbers_with_and_without_quoted_line_breaks(tmp_path: Path, text: str, lines: list[int]) -> None:
+    """source_row is the line a record starts on, whether or not any field spans lines."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode("utf-8"))
+    assert read_table(path).get_column("source_row").to_list() == lines
+
+
+def test_line_numbers_of_a_windows_1252_file_with_a_quoted_line_break(tmp_path: Path) -> None:
+    """The cp1252 fallback counts lines in the decoded text."""
+    path = tmp_path / "t.csv"
+    path.write_bytes('patient_id,note\nP\xe9,"a\nb"\nP2,y\n'.encode("cp1252"))
+    table = read_table(path)
+    assert table.get_column("source_row").to_list() == [2, 4]
+    assert table.get_column("patient_id").to_list() == ["Pé", "P2"]

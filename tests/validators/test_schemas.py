@@ -11,7 +11,7 @@ from pandera.config import config_context
 from pandera.errors import SchemaErrors
 
 from audit.frames import CYCLES, FINDINGS, INFUSIONS, LABS, REVIEWS
-from validators.quarantine import Field, Problem, find_problems
+from validators.quarantine import Field, Problem, _check_output, duplicate_rows, find_problems
 from validators.schemas import (
     CYCLES_SCHEMA,
     FINDINGS_SCHEMA,
@@ -107,3 +107,49 @@ def test_row_checks_run_even_when_pandera_is_disabled() -> None:
     fields = [Field("a", pl.Float64(), problems=(Problem(pa.Check.gt(0, error="a>0"), pl.lit("a<=0")),))]
     with config_context(validation_enabled=False):
         assert find_problems(staged, fields).rows() == [(0, "a<=0")]
+
+
+def _infusion_frame(admin_ids: list[str]) -> pl.DataFrame:
+    n = len(admin_ids)
+    values: dict[str, list[object]] = {
+        "source_file": ["f.csv"] * n,
+        "source_row": list(range(2, n + 2)),
+        "admin_id": admin_ids,
+    }
+    for name in INFUSIONS:
+        values.setdefault(name, [None] * n)
+    frame = pl.DataFrame(values).with_columns(
+        pl.lit("P1").alias("patient_id"),
+        pl.lit("2025-03-04 09:00").str.to_datetime("%Y-%m-%d %H:%M", time_unit="us").alias("administered_at"),
+        pl.lit(date(2025, 3, 4)).alias("administered_on"),
+        pl.lit("Privigen").alias("product"),
+        pl.lit(30.0).alias("dose_g"),
+        pl.lit(70.0).alias("weight_kg"),
+        pl.lit("dermatomyositis").alias("indication"),
+    )
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in INFUSIONS.items())
+
+
+def test_output_check_finds_a_repeated_unique_value_without_quoting_it() -> None:
+    """The typed frame's own check catches a repeated admin_id (hash first, then exact) and names no value."""
+    _check_output(_infusion_frame(["A1", "A2", "A3"]), INFUSIONS_SCHEMA)
+    with pytest.raises(RuntimeError, match="admin_id/field_uniqueness") as caught:
+        _check_output(_infusion_frame(["A1", "SECRET-7", "SECRET-7"]), INFUSIONS_SCHEMA)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_duplicate_rows_marks_later_copies_only() -> None:
+    """The first copy stays; narrowing by candidates gives the same marks when every repeat is a candidate."""
+    table = pl.DataFrame(
+        {
+            "source_file": ["f"] * 6,
+            "source_row": [2, 3, 4, 5, 6, 7],
+            "a": ["x", "y", "x", "x", None, None],
+            "b": ["1", "1", "1", "2", None, None],
+        }
+    )
+    expected = [False, False, True, False, False, True]
+    assert duplicate_rows(table).to_list() == expected
+    candidates = table.select(pl.col("a").hash().is_duplicated()).to_series()
+    assert duplicate_rows(table, candidates).to_list() == expected
+    assert not duplicate_rows(table.head(0)).any()
