@@ -51,14 +51,28 @@ def _new_run(key: str, value: str, max_gap: float) -> tuple[pl.Expr, pl.Expr]:
     return gap, gap.is_null() | (gap > max_gap)
 
 
+#: The administration columns the cycle table needs; the rest stays out of the sorts.
+_CYCLE_INPUT = (
+    "admin_id",
+    "patient_id",
+    "administered_at",
+    "product",
+    "dose_g",
+    "weight_kg",
+    "height_cm",
+    "sex",
+    "birth_date",
+)
+
+
 def assign_cycles(admins: pl.DataFrame, guideline: Guideline) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Group administrations into infusion days and cycles.
 
-    Returns ``(admins, days)``: the administrations sorted by patient and time with ``day``,
-    ``_pk`` (an integer patient key) and ``cycle_seq`` (a cycle number unique over all
-    patients, increasing in that order) added, and one row per infusion day with ``day_g``,
-    ``gap_days`` (to the previous infusion day in the same cycle, null on a cycle's first
-    day) and its ``admin_ids`` in administration order.
+    Returns ``(admins, days)``: the administrations' cycle-table columns, sorted by patient
+    and time, with ``day``, ``_pk`` (an integer patient key) and ``cycle_seq`` (a cycle number
+    unique over all patients, increasing in that order) added, and one row per infusion day
+    with ``day_g``, ``gap_days`` (to the previous infusion day in the same cycle, null on a
+    cycle's first day) and its ``admin_ids`` in administration order.
     """
     max_gap = guideline.value("cycle_gap_max_days")
     same_patient = (pl.col("_pk") == pl.col("_pk").shift(1)).fill_null(False)
@@ -67,7 +81,7 @@ def assign_cycles(admins: pl.DataFrame, guideline: Guideline) -> tuple[pl.DataFr
     # day is the last one of the previous infusion day.
     gap = pl.when(same_patient & new_day).then(_days_between(pl.col("day"), pl.col("day").shift(1)))
     admins = (
-        admins.with_columns(day=pl.col("administered_at").dt.date(), _pk=_patient_key())
+        admins.select(*_CYCLE_INPUT, day=pl.col("administered_at").dt.date(), _pk=_patient_key())
         .sort(["_pk", *_ORDER])
         .with_columns(_new_day=new_day, _gap=gap)
         .with_columns(
@@ -86,6 +100,25 @@ def assign_cycles(admins: pl.DataFrame, guideline: Guideline) -> tuple[pl.DataFr
         .with_columns(gap_days=pl.when(pl.col("cycle_seq") == pl.col("cycle_seq").shift(1)).then(pl.col("gap_days")))
     )
     return admins.drop("_new_day", "_gap"), days
+
+
+def _product_lists(admins: pl.DataFrame) -> pl.DataFrame:
+    """``(cycle_seq, products)``: each cycle's distinct products, sorted, joined with "; ".
+
+    Products are few: they are numbered in name order, so finding each cycle's distinct
+    ones and sorting them compares integers, not strings.
+    """
+    names = admins.get_column("product").drop_nulls().unique().sort()
+    number = pl.col("product").replace_strict(names, pl.int_range(names.len(), dtype=pl.UInt32, eager=True))
+    by_number = pl.element().replace_strict(pl.int_range(names.len(), dtype=pl.UInt32, eager=True), names)
+    return (
+        admins.select("cycle_seq", number.alias("_product"))
+        .unique()
+        .sort("cycle_seq", "_product")
+        .group_by("cycle_seq", maintain_order=True)
+        .agg(pl.col("_product"))
+        .select("cycle_seq", products=pl.col("_product").list.eval(by_number).list.join("; "))
+    )
 
 
 def build_cycles(admins: pl.DataFrame, days: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
@@ -111,13 +144,7 @@ def build_cycles(admins: pl.DataFrame, days: pl.DataFrame, guideline: Guideline)
         admin_ids=pl.col("admin_id"),
         is_iga_reduced_only=pl.col("product").is_in(reduced).all(),
     )
-    products = (
-        admins.select("cycle_seq", "product")
-        .unique()
-        .sort("cycle_seq", "product")
-        .group_by("cycle_seq", maintain_order=True)
-        .agg(products=pl.col("product").str.join("; "))
-    )
+    products = _product_lists(admins)
     gap, starts_course = _new_run("_pk", "cycle_start", guideline.value("course_gap_max_days"))
     cycles = (
         by_day.join(first, on="cycle_seq", how="inner")
