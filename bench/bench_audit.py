@@ -106,6 +106,7 @@ def _child_pipeline(data: Path, out: Path) -> dict[str, Any]:
     steps.write_reports(inputs, result, summary, cfg, timer)  # puts timer.seconds into summary.json
     return {
         "timings_s": dict(timer.seconds),
+        "peak_rss_mib": dict(timer.peak_rss_mib),
         "rows_read": infusions.rows_read,
         "findings": result.findings.height,
         "cycles": result.counts["cycles"],
@@ -228,7 +229,7 @@ def bench_size(rows: int, modes: list[str], reference: bool) -> dict[str, Any]:
         compute = sum(t[k] for k in ("read", "validate", "group", "rules"))
         record["pipeline"]["compute_s"] = round(compute, 2)
         record["pipeline"]["compute_over_polars_read"] = round(compute / record["polars_read"]["polars_read_s"], 1)
-        print(f"{rows:>10,} pipeline: {wall:6.1f} s, {rss:6.0f} MB, {t}", file=sys.stderr)
+        print(f"{rows:>10,} pipeline: {wall:6.1f} s, {rss:6.0f} MB, {t}, {child['peak_rss_mib']}", file=sys.stderr)
     if "cli" in modes:
         out = DATA / "out" / f"cli_{rows}"
         env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -242,6 +243,7 @@ def bench_size(rows: int, modes: list[str], reference: bool) -> dict[str, Any]:
             "wall_s": round(wall, 2),
             "peak_rss_mb": round(rss),
             "timings_s": timings,
+            "peak_rss_mib": summary.get("peak_rss_mib", {}),
             "steps_s": round(sum(timings.values()), 2),
         }
         print(f"{rows:>10,} cli:      {wall:6.1f} s, {rss:6.0f} MB, {timings}", file=sys.stderr)

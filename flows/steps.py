@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,11 +97,26 @@ class Inputs:
     files: list[dict[str, Any]]
 
 
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory so far, in MiB (None where the OS can't say)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux (bytes on macOS)
+    return round(kib / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 class Timer:
-    """Wall-clock seconds per step, for the summary and the progress log."""
+    """Wall-clock seconds per step, and the process's peak memory when each step ended.
+
+    Both go into summary.json (``timings_s``, ``peak_rss_mib``): the peak only grows, so
+    the first step where it jumps is the one that needed the memory.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_rss_mib: dict[str, float] = {}
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -109,6 +125,9 @@ class Timer:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
+            peak = peak_rss_mib()
+            if peak is not None:
+                self.peak_rss_mib[name] = peak
 
 
 def sha256_of(path: Path) -> str:
@@ -289,6 +308,7 @@ def write_reports(
         )
     summary["workbook"] = stats.as_dict()
     summary["timings_s"] = dict(timer.seconds)
+    summary["peak_rss_mib"] = dict(timer.peak_rss_mib)
     write_summary_json(summary, paths["summary"])
     return {kind: str(path) for kind, path in paths.items()}
 

@@ -94,6 +94,11 @@ def test_sample_reconciliation_balances(sample_run: tuple[int, Path]) -> None:
     assert {i["kind"] for i in summary["inputs"]} == {"infusions", "labs", "reviews"}
     assert all(len(i["sha256"]) == 64 for i in summary["inputs"])
     assert summary["exceptions"]["total"] == sum(summary["exceptions"]["by_rule"].values())
+    steps_timed = {"read", "validate", "hash_inputs", "group", "rules", "write_csv", "write_workbook"}
+    assert set(summary["timings_s"]) == steps_timed
+    peaks = summary["peak_rss_mib"]
+    assert set(peaks) == steps_timed
+    assert all(peak > 0 for peak in peaks.values())
 
 
 def test_sample_exceptions_match_the_generators_expectation(sample_run: tuple[int, Path]) -> None:
