@@ -87,7 +87,7 @@ def validate_infusions(table: pl.DataFrame, path: Path, guideline: Guideline, *,
     staged = stage(with_optional(table, INFUSION_OPTIONAL), guideline)
     # Rows sharing an admin_id (trimmed; blank ones too) are the only candidates for
     # both exact duplicates and conflicting repeats: everything else is checked once, cheaply.
-    same_id = staged.select(pl.col("admin_id").hash().is_duplicated()).to_series()
+    same_id = staged.get_column("admin_id").hash().is_duplicated()
     duplicate = duplicate_rows(table, candidates=same_id)
     problems = find_problems(staged, fields(guideline, now))
     conflicts = repeated_admin_ids(staged, same_id & ~duplicate)
@@ -118,8 +118,8 @@ def stage(table: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
         "source_file",
         "source_row",
         *raw_copies(columns),
-        p.text("admin_id").alias("admin_id"),
-        p.text("patient_id").alias("patient_id"),
+        p.trimmed(table, "admin_id").alias("admin_id"),
+        p.trimmed(table, "patient_id").alias("patient_id"),
         few("administered_at", p.local_datetime("administered_at")).alias("administered_at"),
         few("product", p.catalog_name("product", products)).alias("product"),
         few("dose", p.number("dose")).alias("dose"),
@@ -130,8 +130,8 @@ def stage(table: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
         _unit_of("height", few("height_unit", p.code("height_unit", HEIGHT_UNITS))).alias("height_unit"),
         few("sex", _sex()).alias("sex"),
         few("birth_date", p.local_date("birth_date")).alias("birth_date"),
-        p.text("indication").alias("indication"),
-        p.text("site").alias("site"),
+        p.trimmed(table, "indication").alias("indication"),
+        p.trimmed(table, "site").alias("site"),
         few("infusion_rate", p.number("infusion_rate")).alias("infusion_rate"),
         _unit_of("infusion_rate", few("infusion_rate_unit", p.code("infusion_rate_unit", RATE_UNITS))).alias(
             "infusion_rate_unit"

@@ -242,9 +242,10 @@ def _assemble(
     )
     body = body.with_columns(lines.cast(pl.Int64).alias("source_row"))
     # A row with nothing in it isn't a data row (blank lines, empty spreadsheet rows).
+    # When some column has no blank at all, every row has a value: no need to look.
     if not positions:
         body = body.clear()
-    else:
+    elif min(body.get_column(c).null_count() for c in positions) > 0:
         has_values = body.select(pl.any_horizontal(pl.col(positions).is_not_null())).to_series()
         if not has_values.all():
             body = body.filter(has_values)
@@ -258,11 +259,10 @@ def _assemble(
     named = [(position, name or f"column_{int(position[2:]) + 1}") for position, name in keep]
     if not any(name is not None for name in names):
         raise InputError(file, "the file is empty (no header row)")
-    return body.select(
-        pl.lit(file, dtype=pl.String).alias("source_file"),
-        pl.col("source_row"),
-        *(pl.col(position).alias(name) for position, name in named),
-    )
+    # From the columns themselves: a select mixing them with a new column would copy them all.
+    source_file = pl.Series("source_file", [file], dtype=pl.String).new_from_index(0, body.height)
+    columns = [body.get_column(position).alias(name) for position, name in named]
+    return pl.DataFrame([source_file, body.get_column("source_row"), *columns])
 
 
 def _column_names(file: str, header: Sequence[str | None], mapping: Mapping[str, str]) -> list[str | None]:
@@ -345,6 +345,7 @@ def _read_csv(path: Path) -> tuple[list[str | None], pl.DataFrame, pl.Series]:
         raise InputError(file, "can't be read as CSV") from None
     if table.height == 0:
         raise InputError(file, "the file is empty (no header row)")
+    table = _contiguous(table)
 
     # The line each record starts on: quoted fields may span several lines. Every
     # record takes at least one line, so as many records as lines means none spans
@@ -361,6 +362,16 @@ def _read_csv(path: Path) -> tuple[list[str | None], pl.DataFrame, pl.Series]:
     starts = table.select(position.alias("line")).get_column("line")
     header = list(table.row(0))
     return header, table.slice(1), starts.slice(1)
+
+
+def _contiguous(table: pl.DataFrame) -> pl.DataFrame:
+    """``table`` with each column in one chunk, made one column at a time.
+
+    The CSV reader returns every column in many chunks, and the first operation that
+    needs them whole copies all columns at once: a second copy of the file's text at
+    the peak. Column by column, each column's old chunks are freed before the next is copied.
+    """
+    return pl.DataFrame([table.drop_in_place(name).rechunk() for name in table.columns])
 
 
 def _count_lines(source: Path | bytes) -> int:
