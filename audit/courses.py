@@ -51,8 +51,8 @@ def _new_run(key: str, value: str, max_gap: float) -> tuple[pl.Expr, pl.Expr]:
     return gap, gap.is_null() | (gap > max_gap)
 
 
-#: The administration columns the cycle table needs; the rest stays out of the sorts.
-_CYCLE_INPUT = (
+#: The administration columns the cycle table needs; the rest stays out of the sorts and copies.
+CYCLE_INPUT: tuple[str, ...] = (
     "admin_id",
     "patient_id",
     "administered_at",
@@ -81,7 +81,7 @@ def assign_cycles(admins: pl.DataFrame, guideline: Guideline) -> tuple[pl.DataFr
     # day is the last one of the previous infusion day.
     gap = pl.when(same_patient & new_day).then(_days_between(pl.col("day"), pl.col("day").shift(1)))
     admins = (
-        admins.select(*_CYCLE_INPUT, day=pl.col("administered_at").dt.date(), _pk=_patient_key())
+        admins.select(*CYCLE_INPUT, day=pl.col("administered_at").dt.date(), _pk=_patient_key())
         .sort(["_pk", *_ORDER])
         .with_columns(_new_day=new_day, _gap=gap)
         .with_columns(

@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 
 from audit import frames
-from audit.courses import assign_cycles, build_cycles, in_scope_mask
+from audit.courses import CYCLE_INPUT, assign_cycles, build_cycles, in_scope_mask
 from audit.dosing import with_dosing_weight
 from audit.guideline import SEVERITY_ORDER, Guideline
 from audit.rules import RULES, RuleInput
@@ -172,12 +172,16 @@ def run_audit(
 
 
 def split_scope(infusions: pl.DataFrame, guideline: Guideline) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(in-scope administrations, out-of-scope rows in file order)``: run_audit's first step."""
+    """``(in-scope administrations, out-of-scope rows in file order)``: run_audit's first step.
+
+    The in-scope administrations keep only the columns the cycle table needs
+    (``courses.CYCLE_INPUT``): at 10M rows the rest would be a gigabyte copied for nothing.
+    """
     # An export has few distinct indications: match the text once per distinct value.
     indications = infusions.select(pl.col("indication").unique())
     in_scope = indications.filter(in_scope_mask(guideline)).get_column("indication")
-    is_in_scope = pl.col("indication").is_in(in_scope.implode()).fill_null(False)
-    admins = infusions.filter(is_in_scope)
+    is_in_scope = infusions.get_column("indication").is_in(in_scope.implode()).fill_null(False)
+    admins = infusions.select(CYCLE_INPUT).filter(is_in_scope)
     out_of_scope = infusions.filter(~is_in_scope).sort("source_file", "source_row")
     return admins, out_of_scope
 
