@@ -12,6 +12,8 @@ fresh process so peak memory is that run's alone:
 
 * ``cli``: the real ``ivig-audit run`` (Prefect's embedded server included): wall
   time, peak RSS, and the step timings the run wrote into ``summary.json``;
+* ``partitioned`` (``--modes ... partitioned``): ``ivig-audit run --partitions 4``, the
+  audit step on a Dask LocalCluster (prefect-dask), to compare with ``cli``;
 * ``pipeline``: the same steps without Prefect, each timed on its own (read, validate,
   group, rules, write CSV, write workbook); the timings also go into ``summary.json``;
 * ``polars-read``: ``pl.read_csv`` of the same infusion file and nothing else, the
@@ -47,6 +49,8 @@ AS_OF = "2026-11-01T00:00:00"
 #: The three rules timed against the plain-Python reference: one per family (dose, IgA, schedule).
 THREE_RULES = ("DOSE_ABOVE_MAX", "IGA_NOT_SCREENED", "CYCLE_INTERVAL_SHORT")
 STEPS = ("read", "validate", "group", "rules", "write_csv", "write_workbook")
+#: Partitions for the ``partitioned`` mode (``ivig-audit run --partitions``): twice the cores here.
+PARTITIONS = 4
 
 
 # ----------------------------------------------------------------- children
@@ -230,23 +234,27 @@ def bench_size(rows: int, modes: list[str], reference: bool) -> dict[str, Any]:
         record["pipeline"]["compute_s"] = round(compute, 2)
         record["pipeline"]["compute_over_polars_read"] = round(compute / record["polars_read"]["polars_read_s"], 1)
         print(f"{rows:>10,} pipeline: {wall:6.1f} s, {rss:6.0f} MB, {t}, {child['peak_rss_mib']}", file=sys.stderr)
-    if "cli" in modes:
-        out = DATA / "out" / f"cli_{rows}"
+    for mode in ("cli", "partitioned"):
+        if mode not in modes:
+            continue
+        out = DATA / "out" / f"{mode}_{rows}"
         env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         argv = [str(ROOT / ".venv" / "bin" / "ivig-audit"), "run"]
         argv += ["--infusions", str(data / "infusions.csv"), "--labs", str(data / "labs.csv")]
         argv += ["--reviews", str(data / "reviews.csv"), "--as-of", AS_OF, "--out", str(out)]
+        if mode == "partitioned":
+            argv += ["--partitions", str(PARTITIONS)]
         wall, rss, _ = _measure(argv, env=env)
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         timings = summary.get("timings_s", {})
-        record["cli"] = {
+        record[mode] = {
             "wall_s": round(wall, 2),
             "peak_rss_mb": round(rss),
             "timings_s": timings,
             "peak_rss_mib": summary.get("peak_rss_mib", {}),
             "steps_s": round(sum(timings.values()), 2),
         }
-        print(f"{rows:>10,} cli:      {wall:6.1f} s, {rss:6.0f} MB, {timings}", file=sys.stderr)
+        print(f"{rows:>10,} {mode}: {wall:6.1f} s, {rss:6.0f} MB, {timings}", file=sys.stderr)
     if reference:
         _, _, stdout = _measure(_child("reference", data, data))
         record["reference"] = json.loads(stdout.splitlines()[-1])
@@ -277,12 +285,14 @@ def table(records: list[dict[str, Any]]) -> str:
     )
     lines = [head]
     for r in records:
-        for mode in ("pipeline", "cli"):
+        for mode in ("pipeline", "cli", "partitioned"):
             if mode not in r:
                 continue
             m = r[mode]
             t = m["timings_s"]
             cells = [f"{t[s]:.2f}" if s in t else "–" for s in STEPS]
+            if "audit" in t and "group" not in t:  # a partitioned run times group + rules as one step
+                cells[STEPS.index("group")] = f"{t['audit']:.2f} (group + rules)"
             ratio = m.get("compute_over_polars_read", "–")
             lines.append(
                 f"| {r['rows_target']:,} | {r['infusions_mb']} | {mode} | {m['wall_s']:.1f} | {m['peak_rss_mb']:,} | "
@@ -295,7 +305,7 @@ def table(records: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--modes", nargs="+", choices=["pipeline", "cli"], default=["pipeline", "cli"])
+    parser.add_argument("--modes", nargs="+", choices=["pipeline", "cli", "partitioned"], default=["pipeline", "cli"])
     parser.add_argument("--reference", action="store_true", help="also time 3 rules in plain Python vs the engine")
     parser.add_argument("--json", type=Path, help="write every figure here as JSON")
     parser.add_argument("--child", choices=["pipeline", "polars-read", "reference"], help=argparse.SUPPRESS)
