@@ -3,13 +3,18 @@
 ``SheetWriter`` owns the workbook and its registered styles; ``detail_sheet``
 streams a polars frame into a filterable, printable table; ``Rows`` builds the
 free-form Summary and Guideline sheets row by row.
+
+A detail sheet's title, note and header rows go through openpyxl cells like
+every other row; its data rows, nearly all the workbook's cells, are rendered
+as XML by ``report.fast_rows`` from the same converters and spliced into the
+sheet when the workbook is saved (``SheetWriter.data_rows``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -18,8 +23,8 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from openpyxl.worksheet.hyperlink import Hyperlink
 
+from report.fast_rows import CellFunction, DataColumn, DataRows, placeholder_row
 from report.model import SHEET_ORDER, ReportData
 from report.textfit import LINE_HEIGHT, wrapped_lines
 from report.xlsx_cells import (
@@ -38,15 +43,22 @@ from report.xlsx_cells import (
     SEVERITY_LOOK,
     TITLE_COLOR,
     UNIT_FORMATS,
+    CellSpec,
     Converter,
     Look,
+    SpecConverter,
     Styles,
     date_converter,
+    date_spec,
     excel_datetime,
     number_converter,
+    number_spec,
     text_converter,
+    text_spec,
     yes_no,
 )
+from report.xlsx_cells import FORMULA as FORMULA_CELL
+from report.xlsx_cells import LINK as LINK_CELL
 
 #: Excel's hard limits.
 EXCEL_MAX_ROWS: Final = 1_048_576
@@ -74,7 +86,11 @@ LINK: Final = Look(color=LINK_COLOR, underline=True, valign="top")
 NUMBER_FORMATS: Final = {"int": FMT_INT, "count": FMT_COUNT, "g": FMT_G, "kg": FMT_KG, "gkg": FMT_G_PER_KG}
 RIGHT_ALIGNED: Final = frozenset({*NUMBER_FORMATS, "unit", "censored"})
 
-RowFunction = Callable[[tuple[Any, ...]], Any]
+#: Rows of a detail sheet converted and rendered at a time (column by column within a chunk).
+CHUNK_ROWS: Final = 512
+#: Distinct wrapped texts per column whose line counts are remembered, and the longest one remembered.
+WRAP_CACHE_SIZE: Final = 16_384
+WRAP_CACHED_TEXT: Final = 1024
 
 
 def severity_look(severity: str | None, *, valign: str | None = None) -> Look:
@@ -120,13 +136,33 @@ def _cells_of_row(ws: WriteOnlyWorksheet, values: Sequence[Any], row_idx: int) -
         yield cell
 
 
-def _plain_function(convert: Converter, i: int) -> RowFunction:
-    """The row tuple -> ``convert`` of its ``i``-th value."""
+def _by_value_type(dtype: pl.DataType | None) -> bool:
+    """A column type whose equal values are one Python type and print the same (not Decimal, lists, objects)."""
+    if dtype is None:
+        return False
+    return (
+        dtype.is_integer()
+        or dtype.is_float()
+        or dtype in (pl.String, pl.Boolean, pl.Date)
+        or isinstance(dtype, pl.Datetime)
+    )
 
-    def cell(row: tuple[Any, ...]) -> Any:
-        return convert(row[i])
 
-    return cell
+def _line_counter(width: float, indent: int) -> Callable[[Any], int]:
+    """``wrapped_lines`` in a column, remembering the counts of the first texts (messages repeat)."""
+    known: dict[str, int] = {}
+
+    def count(value: Any) -> int:
+        if type(value) is not str:
+            return wrapped_lines(value, width, indent=indent)
+        lines = known.get(value)
+        if lines is None:
+            lines = wrapped_lines(value, width, indent=indent)
+            if len(known) < WRAP_CACHE_SIZE and len(value) <= WRAP_CACHED_TEXT:
+                known[value] = lines
+        return lines
+
+    return count
 
 
 @dataclass(frozen=True)
@@ -161,9 +197,17 @@ class SheetWriter:
             # Instance override (openpyxl is pinned): see _cells_of_row.
             ws._values_to_row = types.MethodType(_cells_of_row, ws)
         self.styles = Styles(self.sheets[SHEET_ORDER[0]])
+        #: openpyxl's temporary file of a detail sheet -> its data rows, spliced in when saving.
+        self.data_rows: dict[str, DataRows] = {}
+
+    def remove_data_rows(self) -> None:
+        """Remove the data rows' temporary files (after saving they are spliced in and gone already)."""
+        for rows in self.data_rows.values():
+            rows.discard()
 
     def discard(self) -> None:
-        """After a failure: end every sheet's stream and remove openpyxl's temporary files."""
+        """After a failure: end every sheet's stream and remove all temporary files."""
+        self.remove_data_rows()
         for ws in self.sheets.values():
             rows, stream = getattr(ws, "_rows", None), getattr(ws, "_writer", None)
             with contextlib.suppress(Exception):
@@ -203,98 +247,100 @@ class SheetWriter:
         ws.oddFooter.right.size = 8
 
     # ------------------------------------------------------------ converters
-    def converter(self, ws: WriteOnlyWorksheet, kind: str, valign: str | None, *, pad: bool = False) -> Converter:
+    def converter(self, kind: str, valign: str | None, *, pad: bool = False) -> SpecConverter:
         """Value -> cell for a column ``kind``; ``pad`` indents left-aligned content by one step."""
         base = Look(valign=valign)
         if kind in NUMBER_FORMATS:
-            return number_converter(ws, self.styles, number_look(NUMBER_FORMATS[kind], base))
+            return number_spec(self.styles, number_look(NUMBER_FORMATS[kind], base))
         if pad:
             base = replace(base, indent=1)
         if kind == "date":
-            return date_converter(ws, self.styles, replace(base, number_format=FMT_DATE, halign="left"))
+            return date_spec(self.styles, replace(base, number_format=FMT_DATE, halign="left"))
         if kind == "datetime":
-            return date_converter(ws, self.styles, replace(base, number_format=FMT_DATETIME, halign="left"))
+            return date_spec(self.styles, replace(base, number_format=FMT_DATETIME, halign="left"))
         if kind == "wrap":
-            return text_converter(ws, self.styles, replace(base, wrap=True))
-        as_text = text_converter(ws, self.styles, base if valign or pad else None)
+            return text_spec(self.styles, replace(base, wrap=True))
+        as_text = text_spec(self.styles, base if valign or pad else None)
         if kind == "yesno":
             return lambda value: as_text(yes_no(value))
         return as_text
 
-    def row_functions(
-        self, ws: WriteOnlyWorksheet, columns: Sequence[Column], names: Sequence[str], valign: str | None
-    ) -> list[RowFunction]:
-        """One function per column: the row tuple -> the cell (or plain value)."""
-        index = {name: i for i, name in enumerate(names)}
-        functions: list[RowFunction] = []
+    def data_columns(
+        self, columns: Sequence[Column], valign: str | None, schema: Mapping[str, pl.DataType] | None = None
+    ) -> list[DataColumn]:
+        """Per column: the function giving its cell and the frame columns it takes, in order.
+
+        A column of one source whose ``schema`` type prints equal values alike
+        (see ``by_value``) is made per distinct value; links never are (they are counted).
+        """
+        made: list[DataColumn] = []
         previous_right = False
         for column in columns:
-            i = index[column.name]
             # Left-aligned text right after a right-aligned number gets an indent, so the two never touch.
             pad, previous_right = previous_right, column.kind in RIGHT_ALIGNED
+            single = (column.name,)
             if column.kind == "severity":
-                functions.append(self._severity_function(ws, i, valign))
+                made.append(DataColumn(self._severity_function(valign), single))
             elif column.kind == "unit":
-                functions.append(self._unit_number_function(ws, i, index[column.unit_from or ""], valign))
+                made.append(DataColumn(self._unit_number_function(valign), (column.name, column.unit_from or "")))
             elif column.kind == "censored":
-                functions.append(self._censored_function(ws, i, index[column.qualifier_from or ""], valign))
+                made.append(DataColumn(self._censored_function(valign), (column.name, column.qualifier_from or "")))
             elif column.kind == "link":
-                functions.append(self._link_function(ws, i, column, valign))
+                made.append(DataColumn(self._link_function(column, valign), single))
+                continue
             else:
-                functions.append(_plain_function(self.converter(ws, column.kind, valign, pad=pad), i))
-        return functions
+                made.append(DataColumn(self.converter(column.kind, valign, pad=pad), single))
+            if schema is not None and len(made[-1].sources) == 1 and _by_value_type(schema.get(column.name)):
+                made[-1] = replace(made[-1], by_value=True)
+        return made
 
-    def _severity_function(self, ws: WriteOnlyWorksheet, i: int, valign: str | None) -> RowFunction:
-        converters: dict[Any, Converter] = {}
+    def _severity_function(self, valign: str | None) -> CellFunction:
+        converters: dict[Any, SpecConverter] = {}
 
-        def cell(row: tuple[Any, ...]) -> Any:
-            severity = row[i]
+        def cell(severity: Any) -> CellSpec | None:
             convert = converters.get(severity)
             if convert is None:
-                convert = text_converter(ws, self.styles, severity_look(severity, valign=valign))
+                convert = text_spec(self.styles, severity_look(severity, valign=valign))
                 converters[severity] = convert
             return convert(None if severity is None else severity_label(severity))
 
         return cell
 
-    def _unit_number_function(self, ws: WriteOnlyWorksheet, i: int, unit_i: int, valign: str | None) -> RowFunction:
-        converters: dict[Any, Converter] = {}
+    def _unit_number_function(self, valign: str | None) -> CellFunction:
+        converters: dict[Any, SpecConverter] = {}
 
-        def cell(row: tuple[Any, ...]) -> Any:
-            unit = row[unit_i]
+        def cell(value: Any, unit: Any) -> CellSpec | None:
             convert = converters.get(unit)
             if convert is None:
                 fmt = UNIT_FORMATS.get(unit or "", DEFAULT_UNIT_FORMAT)
-                convert = number_converter(ws, self.styles, number_look(fmt, Look(valign=valign)))
+                convert = number_spec(self.styles, number_look(fmt, Look(valign=valign)))
                 converters[unit] = convert
-            return convert(row[i])
+            return convert(value)
 
         return cell
 
-    def _censored_function(self, ws: WriteOnlyWorksheet, i: int, qualifier_i: int, valign: str | None) -> RowFunction:
+    def _censored_function(self, valign: str | None) -> CellFunction:
         """A lab value: a number when exact, text such as "<5.0" when censored (as the lab reported it)."""
-        exact = number_converter(ws, self.styles, number_look(FMT_KG, Look(valign=valign)))
-        censored = text_converter(ws, self.styles, Look(halign="right", indent=1, valign=valign))
+        exact = number_spec(self.styles, number_look(FMT_KG, Look(valign=valign)))
+        censored = text_spec(self.styles, Look(halign="right", indent=1, valign=valign))
 
-        def cell(row: tuple[Any, ...]) -> Any:
-            value, qualifier = row[i], row[qualifier_i]
+        def cell(value: Any, qualifier: Any) -> CellSpec | None:
             if qualifier is None or value is None:
                 return exact(value)
             return censored(f"{qualifier}{value:.1f}" if isinstance(value, float) else f"{qualifier}{value}")
 
         return cell
 
-    def _link_function(self, ws: WriteOnlyWorksheet, i: int, column: Column, valign: str | None) -> RowFunction:
+    def _link_function(self, column: Column, valign: str | None) -> CellFunction:
         """Target row -> a working internal link; -1 -> beyond the target sheet; None -> not there."""
         link_array = self.styles.array(LINK)
-        note = text_converter(ws, self.styles, Look(italic=True, color=NOTE_COLOR, valign=valign))
+        note = text_spec(self.styles, Look(italic=True, color=NOTE_COLOR, valign=valign))
         sheet_ref = quote_sheet(column.link_sheet or "")
         beyond = f"see {column.link_csv}" if column.link_csv else "not shown"
         links = 0
 
-        def cell(row: tuple[Any, ...]) -> Any:
+        def cell(target: Any) -> CellSpec | None:
             nonlocal links
-            target = row[i]
             if target is None:
                 return note("not listed")
             if target < 0:
@@ -302,11 +348,8 @@ class SheetWriter:
             location = f"{sheet_ref}!A{target}"
             links += 1
             if links <= EXCEL_MAX_HYPERLINKS:
-                c = Cell(ws, row=1, column=1, value="Go to cycle", style_array=link_array)
-                c.hyperlink = Hyperlink(ref="A1", location=location, tooltip="Open this row")
-                return c
-            formula = f'=HYPERLINK("#{location}","Go to cycle")'
-            return Cell(ws, row=1, column=1, value=formula, style_array=link_array)
+                return (LINK_CELL, ("Go to cycle", location, "Open this row"), link_array)
+            return (FORMULA_CELL, f'=HYPERLINK("#{location}","Go to cycle")', link_array)
 
         return cell
 
@@ -357,22 +400,43 @@ class SheetWriter:
                 headers.append(header_text(c.header))
         ws.append(headers)
 
-        functions = self.row_functions(ws, columns, frame.columns, valign)
-        index = {n: i for i, n in enumerate(frame.columns)}
+        if shown:
+            self._data_rows(ws, columns, frame, valign)
+        return DetailResult(rows_written=shown, rows_not_shown=total_rows - shown)
+
+    def _data_rows(
+        self, ws: WriteOnlyWorksheet, columns: Sequence[Column], frame: pl.DataFrame, valign: str | None
+    ) -> None:
+        """``frame``'s rows from row 4 on: a placeholder row now, the rendered rows spliced in at save.
+
+        Works through ``CHUNK_ROWS`` rows at a time, column by column: each
+        column's values as a list, mapped through its cell function.
+        """
+        made = self.data_columns(columns, valign, frame.schema)
         wrapping = [
-            (index[c.name], c.width, 1 if idx and columns[idx - 1].kind in RIGHT_ALIGNED else 0)
+            (c.name, _line_counter(c.width, 1 if idx and columns[idx - 1].kind in RIGHT_ALIGNED else 0))
             for idx, c in enumerate(columns)
             if c.kind == "wrap"
         ]
-        row_number = FIRST_DATA_ROW
-        for row in frame.iter_rows():
+        needed = {name for column in made for name in column.sources} | {name for name, _ in wrapping}
+        rows = DataRows(ws, made)
+        self.data_rows[ws._writer.out] = rows  # known to discard() from here on
+        ws.append(placeholder_row(rows.marker))
+        for offset in range(0, frame.height, CHUNK_ROWS):
+            chunk = frame.slice(offset, CHUNK_ROWS)
+            values = {name: chunk.get_column(name).to_list() for name in needed}
+            heights: list[float | None] = [None] * chunk.height
             if wrapping:
-                lines = max(wrapped_lines(row[i], width, indent=indent) for i, width, indent in wrapping)
-                if lines > 1:
-                    ws.row_dimensions[row_number].height = LINE_HEIGHT * lines
-            ws.append([f(row) for f in functions])
-            row_number += 1
-        return DetailResult(rows_written=shown, rows_not_shown=total_rows - shown)
+                lines = [
+                    max(counts)
+                    for counts in zip(
+                        *(list(map(count, values[name])) for name, count in wrapping),
+                        strict=True,
+                    )
+                ]
+                heights = [LINE_HEIGHT * n if n > 1 else None for n in lines]
+            rows.add_rows(FIRST_DATA_ROW + offset, values, heights)
+        rows.close()
 
 
 class Rows:

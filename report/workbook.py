@@ -10,6 +10,11 @@ titles, print areas, page breaks, merged cells, internal hyperlinks, native
 charts). It cannot read cells back or auto-fit, so widths and the heights of
 rows with wrapped text are computed here.
 
+The detail sheets' data rows, nearly all the cells, skip openpyxl's per-cell
+objects: ``report.fast_rows`` renders them as XML into temporary files of
+their own, and ``_FixedTimeZip`` splices each into its sheet, in place of a
+placeholder row, when openpyxl copies the sheet into the zip.
+
 Detail sheets hold at most ``max_detail_rows`` rows (never more than Excel's
 1,048,576 per sheet); the Summary says how many rows are not shown and names
 the CSV file that has them all. Every string from input is written as text
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -29,6 +35,7 @@ import polars as pl
 from openpyxl.writer.excel import ExcelWriter
 
 from report.atomic import atomic_path
+from report.fast_rows import DataRows, split_at_placeholder
 from report.guideline_sheet import citation, write_guideline
 from report.model import (
     DEFAULT_MAX_DETAIL_ROWS,
@@ -156,24 +163,30 @@ def _rule_reference(data: ReportData) -> pl.LazyFrame:
 
 
 def _cycle_rows(cycles_sorted: pl.LazyFrame, shown: int) -> pl.LazyFrame:
-    """Cycle key -> its row on the Cycles sheet, or -1 when the sheet does not show it."""
+    """Cycle key -> its row on the Cycles sheet, or -1 when the sheet does not show it.
+
+    The Cycles sheet shows the first ``shown`` of ``cycles_sorted``; only those
+    are numbered (a top-k, not a sort of every cycle), the others are -1.
+    """
     keys = ["patient_id", "course_id", "cycle_number"]
-    return (
-        cycles_sorted.select(keys)
+    listed = (
+        cycles_sorted.head(shown)
+        .select(keys)
         .with_row_index("__pos")
         .unique(subset=keys, keep="first", maintain_order=True)
-        .with_columns(
-            pl.when(pl.col("__pos") < shown)
-            .then(pl.col("__pos").cast(pl.Int64) + FIRST_DATA_ROW)
-            .otherwise(-1)
-            .alias("__link")
-        )
-        .drop("__pos")
+        .select(*keys, (pl.col("__pos").cast(pl.Int64) + FIRST_DATA_ROW).alias("__link"))
     )
+    beyond = (
+        cycles_sorted.select(keys)
+        .unique()
+        .join(listed, on=keys, how="anti")
+        .with_columns(pl.lit(-1, dtype=pl.Int64).alias("__link"))
+    )
+    return pl.concat([listed, beyond])
 
 
 # --------------------------------------------------------------------- sheets
-def _write_exceptions(writer: SheetWriter, cap: int, cycles_shown: int) -> DetailResult:
+def _write_exceptions(writer: SheetWriter, cap: int, cycles_sorted: pl.LazyFrame, cycles_shown: int) -> DetailResult:
     data = writer.data
     findings = sorted_findings(data.findings)
     total = _height(findings)
@@ -183,7 +196,7 @@ def _write_exceptions(writer: SheetWriter, cap: int, cycles_shown: int) -> Detai
         .with_row_index("__order")
         .join(_rule_reference(data), on="rule_code", how="left")
         .join(
-            _cycle_rows(sorted_cycles_in_period(data.cycles), cycles_shown),
+            _cycle_rows(cycles_sorted, cycles_shown),
             on=["patient_id", "course_id", "cycle_number"],
             how="left",
         )
@@ -208,12 +221,9 @@ def _write_exceptions(writer: SheetWriter, cap: int, cycles_shown: int) -> Detai
     )
 
 
-def _write_cycles(writer: SheetWriter, cap: int) -> DetailResult:
-    cycles = sorted_cycles_in_period(writer.data.cycles)
-    total = _height(cycles)
-    shown = min(total, cap)
+def _write_cycles(writer: SheetWriter, cycles_sorted: pl.LazyFrame, total: int, shown: int) -> DetailResult:
     frame = (
-        cycles.head(shown)
+        cycles_sorted.head(shown)
         .with_columns(
             _joined("admin_ids").alias("__admin_ids"),
             pl.col("weight_basis").str.replace_all("_", " ").alias("__weight_basis"),
@@ -297,12 +307,17 @@ def _write_out_of_scope(writer: SheetWriter, cap: int) -> DetailResult:
 
 # --------------------------------------------------------------------- saving
 class _FixedTimeZip(ZipFile):
-    """A zip whose entries all carry one timestamp, so equal reports are equal bytes."""
+    """A zip whose entries all carry one timestamp, so equal reports are equal bytes.
 
-    def __init__(self, path: Path, stamp: datetime) -> None:
+    openpyxl copies each write-only sheet from its temporary file with ``write``;
+    a sheet in ``splices`` gets its rendered data rows in place of its placeholder row.
+    """
+
+    def __init__(self, path: Path, stamp: datetime, splices: Mapping[str, DataRows] | None = None) -> None:
         super().__init__(path, "w", ZIP_DEFLATED, allowZip64=True)
         year = min(max(stamp.year, 1980), 2107)
         self._stamp = (year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
+        self._splices = dict(splices or {})
 
     def _info(self, arcname: str) -> ZipInfo:
         info = ZipInfo(arcname, date_time=self._stamp)
@@ -317,9 +332,24 @@ class _FixedTimeZip(ZipFile):
 
     def write(self, filename: Any, arcname: Any = None, *args: Any, **kwargs: Any) -> None:
         info = self._info(str(arcname if arcname is not None else filename))
+        rows = self._splices.pop(str(filename), None)
+        if rows is not None:
+            head, tail = split_at_placeholder(str(filename), rows)
+            info.file_size = len(head) + rows.size() + len(tail)
+            with self.open(info, "w", force_zip64=True) as dst:
+                dst.write(head)
+                rows.copy_to(dst)
+                dst.write(tail)
+            rows.discard()
+            return
         info.file_size = os.path.getsize(filename)
         with open(filename, "rb") as src, self.open(info, "w", force_zip64=True) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
+
+    def check_spliced(self) -> None:
+        """Every sheet with rendered data rows was written (else those rows would be missing)."""
+        if self._splices:
+            raise RuntimeError(f"{len(self._splices)} sheet(s) saved without their data rows")
 
 
 def _save(writer: SheetWriter, path: Path, generated_at: datetime) -> None:
@@ -334,9 +364,10 @@ def _save(writer: SheetWriter, path: Path, generated_at: datetime) -> None:
     profile = writer.data.guideline.profile
     props.subject = f"IVIG for dermatomyositis, guideline {profile.name} {profile.version}"
     with atomic_path(path) as tmp:
-        archive = _FixedTimeZip(tmp, excel_datetime(generated_at))
+        archive = _FixedTimeZip(tmp, excel_datetime(generated_at), writer.data_rows)
         try:
             ExcelWriter(writer.wb, archive).save()  # not wb.save(): that stamps the current time
+            archive.check_spliced()
         finally:
             archive.close()
 
@@ -351,10 +382,12 @@ def write_workbook(data: ReportData, path: Path, *, max_detail_rows: int = DEFAU
     cap = _cap(max_detail_rows)
     writer = SheetWriter(data)
     try:
-        cycles_shown = min(_height(sorted_cycles_in_period(data.cycles)), cap)
+        cycles_sorted = sorted_cycles_in_period(data.cycles)  # the Cycles sheet, which the exceptions link into
+        cycles_total = _height(cycles_sorted)
+        cycles_shown = min(cycles_total, cap)
         details = {
-            SHEET_EXCEPTIONS: _write_exceptions(writer, cap, cycles_shown),
-            SHEET_CYCLES: _write_cycles(writer, cap),
+            SHEET_EXCEPTIONS: _write_exceptions(writer, cap, cycles_sorted, cycles_shown),
+            SHEET_CYCLES: _write_cycles(writer, cycles_sorted, cycles_total, cycles_shown),
             SHEET_REJECTED: _write_rejected(writer, cap),
             SHEET_OUT_OF_SCOPE: _write_out_of_scope(writer, cap),
         }
@@ -364,6 +397,8 @@ def write_workbook(data: ReportData, path: Path, *, max_detail_rows: int = DEFAU
     except BaseException:
         writer.discard()
         raise
+    finally:
+        writer.remove_data_rows()
     return WorkbookStats(
         rows_written={
             SHEET_SUMMARY: summary_rows,

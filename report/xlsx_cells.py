@@ -1,9 +1,17 @@
 """Cells and styles for openpyxl's write-only (streaming) worksheets.
 
+Every value goes through a converter, which applies the workbook's text,
+number and date rules once and returns a ``CellSpec``: what kind of cell to
+write, the value to store and the registered ``StyleArray``. ``to_cell`` turns
+a spec into an openpyxl cell (Summary, Guideline and the title rows of every
+sheet); ``report.fast_rows`` turns the same specs into worksheet XML for the
+detail sheets' data rows. So the rules live here only, whichever path writes
+the cell.
+
 In write-only mode every styled value must be a cell object created before the
 row is appended. Creating styles through ``cell.font = ...`` for millions of
 cells is slow, so each distinct look is registered once as a ``StyleArray`` and
-copied into new cells. All text goes through ``text_cell`` (see excel_safe).
+copied into new cells. All text goes through ``text_spec`` (see excel_safe).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.hyperlink import Hyperlink
 
 from report.excel_safe import clean_text, is_finite_number, needs_text_cell, non_finite_label
 
@@ -69,6 +78,21 @@ DEFAULT_UNIT_FORMAT: Final = "0.00"
 
 YES: Final = "Yes"
 NO: Final = "No"
+
+# Kinds of cell a converter asks for (the first item of a CellSpec).
+#: Text (a cleaned ``str``), always stored as a string, never a formula.
+TEXT: Final = "s"
+#: A finite int or float.
+NUMBER: Final = "n"
+#: A naive ``date`` or ``datetime``, stored as an Excel serial number with a date format.
+DATE: Final = "d"
+#: A formula the report itself builds (``=HYPERLINK(...)``); never from input.
+FORMULA: Final = "f"
+#: Text with an internal hyperlink: the value is ``(text, location, tooltip)``.
+LINK: Final = "l"
+
+#: (kind, value, style or None): one cell as a converter decided it; None means no cell.
+CellSpec = tuple[str, Any, StyleArray | None]
 
 
 @dataclass(frozen=True)
@@ -130,78 +154,128 @@ class Styles:
         self._arrays[look] = array
         return array
 
-    def cell(self, ws: WriteOnlyWorksheet, value: Any, look: Look | None) -> Any:
-        """A cell with ``value`` and ``look``; plain values where no style is needed."""
-        if look is None:
-            return value
-        return Cell(ws, row=1, column=1, value=value, style_array=self.array(look))
-
 
 def excel_datetime(value: datetime) -> datetime:
     """Excel has no time zones: keep the wall-clock time."""
     return value.replace(tzinfo=None) if value.tzinfo is not None else value
 
 
+#: Value -> the cell to write (a Cell, a plain value, or None for no cell).
 Converter = Callable[[Any], Any]
+#: Value -> what to write (a CellSpec, or None for no cell).
+SpecConverter = Callable[[Any], CellSpec | None]
 
 
-def text_converter(ws: WriteOnlyWorksheet, styles: Styles, look: Look | None) -> Converter:
+def to_cell(ws: WriteOnlyWorksheet, spec: CellSpec | None) -> Any:
+    """The openpyxl cell for ``spec``; a plain string for unstyled text (openpyxl makes its cell)."""
+    if spec is None:
+        return None
+    kind, value, array = spec
+    if kind == LINK:
+        text, location, tooltip = value
+        cell = Cell(ws, row=1, column=1, value=text, style_array=array)
+        cell.hyperlink = Hyperlink(ref="A1", location=location, tooltip=tooltip)
+        return cell
+    if kind == TEXT:
+        if array is None:
+            return value  # text_spec only leaves safe text unstyled
+        cell = Cell(ws, row=1, column=1, value=value, style_array=array)
+        cell.data_type = "s"  # even for "=..." or "#N/A": never a formula or an error value
+        return cell
+    return Cell(ws, row=1, column=1, value=value, style_array=array)
+
+
+def cells(ws: WriteOnlyWorksheet, convert: SpecConverter) -> Converter:
+    """``convert`` returning openpyxl cells instead of specs."""
+    return lambda value: to_cell(ws, convert(value))
+
+
+def as_text(value: Any) -> str:
+    """The text a cell shows for ``value``: Yes/No, lists joined with "; ", NaN/infinity named; cleaned."""
+    if isinstance(value, bool):
+        text = YES if value else NO
+    elif isinstance(value, list | tuple):
+        text = "; ".join("" if v is None else str(v) for v in value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        text = non_finite_label(value)
+    else:
+        text = str(value)
+    return clean_text(text)
+
+
+def text_spec(styles: Styles, look: Look | None) -> SpecConverter:
     """Any value as text; input-derived strings can never become formulas or break the file."""
-    quoted = (look or Look()).with_quote_prefix()
+    quoted_look = (look or Look()).with_quote_prefix()
+    # Registered on first use, so a look no cell needs never reaches the workbook's styles.
+    array: StyleArray | None = None
+    quoted: StyleArray | None = None
 
-    def convert(value: Any) -> Any:
+    def convert(value: Any) -> CellSpec | None:
+        nonlocal array, quoted
         if value is None:
             return None
-        if isinstance(value, bool):
-            text = YES if value else NO
-        elif isinstance(value, list | tuple):
-            text = "; ".join("" if v is None else str(v) for v in value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            text = non_finite_label(value)
-        else:
-            text = str(value)
-        text = clean_text(text)
+        text = as_text(value)
         if needs_text_cell(text):
-            cell = Cell(ws, row=1, column=1, value=text, style_array=styles.array(quoted))
-            cell.data_type = "s"
-            return cell
+            if quoted is None:
+                quoted = styles.array(quoted_look)
+            return (TEXT, text, quoted)
         if look is None:
-            return text
-        return Cell(ws, row=1, column=1, value=text, style_array=styles.array(look))
+            return (TEXT, text, None)
+        if array is None:
+            array = styles.array(look)
+        return (TEXT, text, array)
 
     return convert
 
 
-def number_converter(ws: WriteOnlyWorksheet, styles: Styles, look: Look) -> Converter:
-    """Numbers as numbers with ``look``'s format; anything else through ``text_converter``."""
-    as_text = text_converter(ws, styles, Look(halign="right", valign=look.valign))
+def number_spec(styles: Styles, look: Look) -> SpecConverter:
+    """Numbers as numbers with ``look``'s format; anything else through ``text_spec``."""
+    fallback = text_spec(styles, Look(halign="right", valign=look.valign))
     array = styles.array(look)
+    isfinite = math.isfinite
 
-    def convert(value: Any) -> Any:
+    def convert(value: Any) -> CellSpec | None:
         if value is None:
             return None
-        if is_finite_number(value):
-            return Cell(ws, row=1, column=1, value=value, style_array=array)
-        return as_text(value)
+        kind = type(value)
+        # Plain ints and finite floats first (the common case, as is_finite_number decides it).
+        if kind is int or (kind is float and isfinite(value)) or is_finite_number(value):
+            return (NUMBER, value, array)
+        return fallback(value)
 
     return convert
 
 
-def date_converter(ws: WriteOnlyWorksheet, styles: Styles, look: Look) -> Converter:
+def date_spec(styles: Styles, look: Look) -> SpecConverter:
     """Dates and date-times as real Excel dates (serial numbers with a date format)."""
-    as_text = text_converter(ws, styles, None)
+    fallback = text_spec(styles, None)
     array = styles.array(look)
 
-    def convert(value: Any) -> Any:
+    def convert(value: Any) -> CellSpec | None:
         if value is None:
             return None
         if isinstance(value, datetime):
-            return Cell(ws, row=1, column=1, value=excel_datetime(value), style_array=array)
+            return (DATE, excel_datetime(value), array)
         if isinstance(value, date):
-            return Cell(ws, row=1, column=1, value=value, style_array=array)
-        return as_text(value)
+            return (DATE, value, array)
+        return fallback(value)
 
     return convert
+
+
+def text_converter(ws: WriteOnlyWorksheet, styles: Styles, look: Look | None) -> Converter:
+    """``text_spec`` as openpyxl cells."""
+    return cells(ws, text_spec(styles, look))
+
+
+def number_converter(ws: WriteOnlyWorksheet, styles: Styles, look: Look) -> Converter:
+    """``number_spec`` as openpyxl cells."""
+    return cells(ws, number_spec(styles, look))
+
+
+def date_converter(ws: WriteOnlyWorksheet, styles: Styles, look: Look) -> Converter:
+    """``date_spec`` as openpyxl cells."""
+    return cells(ws, date_spec(styles, look))
 
 
 def yes_no(value: Any) -> Any:
