@@ -56,7 +56,6 @@ PARTITIONS = 4
 # ----------------------------------------------------------------- children
 def _child_pipeline(data: Path, out: Path) -> dict[str, Any]:
     """run_pipeline, step by step, each step timed (no Prefect)."""
-    from audit.engine import assemble_result, build_cycle_table, evaluate_rules, split_scope
     from flows import steps
     from validators.guideline_source import guideline_sha256, load_guideline
     from validators.infusions import validate_infusions
@@ -99,19 +98,15 @@ def _child_pipeline(data: Path, out: Path) -> dict[str, Any]:
         reviews=reviews,
         files=files,
     )
-    with timer.step("group"):
-        admins, out_of_scope = split_scope(infusions.frame, guideline)
-        cycles, days = build_cycle_table(admins, labs.frame, reviews.frame, guideline)
-    with timer.step("rules"):
-        findings = evaluate_rules(cycles, days, guideline)
-        result = assemble_result(admins, out_of_scope, cycles, findings)
-    del admins, cycles, days, findings
+    rows_read = infusions.rows_read
+    del infusions, labs, reviews  # held by inputs only, as in run_pipeline
+    result = steps.audit(inputs, cfg, timer)  # times group and rules
     summary = steps.summarize(inputs, result, cfg, timer.seconds)
     steps.write_reports(inputs, result, summary, cfg, timer)  # puts timer.seconds into summary.json
     return {
         "timings_s": dict(timer.seconds),
         "peak_rss_mib": dict(timer.peak_rss_mib),
-        "rows_read": infusions.rows_read,
+        "rows_read": rows_read,
         "findings": result.findings.height,
         "cycles": result.counts["cycles"],
     }

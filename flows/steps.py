@@ -87,7 +87,7 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Inputs:
-    """Validated inputs of one run."""
+    """Validated inputs of one run (``audit`` releases ``infusions.frame`` once it has split it)."""
 
     guideline: Guideline
     guideline_sha256: str
@@ -202,14 +202,26 @@ def load_inputs(cfg: RunConfig, timer: Timer | None = None) -> Inputs:
     )
 
 
+def release(frame: pl.DataFrame) -> None:
+    """Empty ``frame`` in place (every column dropped), so its memory can go before the next copy."""
+    for name in frame.columns:
+        frame.drop_in_place(name)
+
+
 def audit(inputs: Inputs, cfg: RunConfig, timer: Timer | None = None) -> AuditResult:
-    """Run the pure audit on validated inputs."""
+    """Run the pure audit on validated inputs.
+
+    Consumes ``inputs.infusions.frame``: once split into the in-scope and out-of-scope
+    rows it is released (left empty), since nothing reads it again and at 10M rows it is
+    about 1.6 GB held through the sort that follows. Counts stay in ``inputs.infusions``.
+    """
     timer = timer or Timer()
     labs = inputs.labs.frame if inputs.labs else frames.empty(frames.LABS)
     reviews = inputs.reviews.frame if inputs.reviews else frames.empty(frames.REVIEWS)
     # run_audit's steps one by one, to time grouping and rules apart.
     with timer.step("group"):
         admins, out_of_scope = split_scope(inputs.infusions.frame, inputs.guideline)
+        release(inputs.infusions.frame)
         cycles, days = build_cycle_table(
             admins, labs, reviews, inputs.guideline, period_start=cfg.period_start, period_end=cfg.period_end
         )
