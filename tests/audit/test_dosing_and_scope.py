@@ -115,3 +115,26 @@ def test_out_of_scope_rows_are_listed_not_audited(guideline: Guideline) -> None:
     assert result.counts["rows_audited"] == 2
     assert result.cycles["patient_id"].to_list() == ["P2"]
     assert result.out_of_scope["patient_id"].to_list() == ["P1", "P1"]
+
+
+def _tied_rows() -> list[dict[str, object]]:
+    """Two patients; P1 has three administrations at one instant, written out of admin_id order."""
+    return [
+        f.admin("P1", "2025-01-06 09:00", 10.0, weight_kg=80.0, admin_id="A3"),
+        f.admin("P2", "2025-01-06 09:00", 20.0, admin_id="B1"),
+        f.admin("P1", "2025-01-06 09:00", 10.0, weight_kg=60.0, admin_id="A1"),
+        f.admin("P1", "2025-01-07 09:00", 10.0, admin_id="A0"),
+        f.admin("P1", "2025-01-06 09:00", 10.0, weight_kg=70.0, admin_id="A2"),
+    ]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_administrations_at_one_instant_are_taken_in_admin_id_order(guideline: Guideline, reverse: bool) -> None:
+    """Ties on (patient, instant) are broken by admin_id whatever the row order: the first
+    administration (A1) gives the dosing facts and the ids are listed in that order."""
+    rows = _tied_rows()[::-1] if reverse else _tied_rows()
+    cycles = audit_rows(guideline, rows).cycles
+    p1 = cycles.filter(pl.col("patient_id") == "P1").row(0, named=True)
+    assert p1["admin_ids"] == ["A1", "A2", "A3", "A0"]
+    assert p1["actual_weight_kg"] == 60.0
+    assert p1["administrations"] == 4
