@@ -108,7 +108,7 @@ def peak_rss_mib() -> float | None:
 
 
 class Timer:
-    """Wall-clock seconds per step, and the process's peak memory when each step ended.
+    """Wall-clock seconds per step, and the process's peak memory when each step (last) ended.
 
     Both go into summary.json (``timings_s``, ``peak_rss_mib``): the peak only grows, so
     the first step where it jumps is the one that needed the memory.
