@@ -7,6 +7,7 @@ from datetime import date
 import polars as pl
 import pytest
 
+from audit import courses
 from audit.courses import in_scope_mask
 from audit.dosing import with_dosing_weight
 from audit.guideline import Guideline
@@ -138,3 +139,35 @@ def test_administrations_at_one_instant_are_taken_in_admin_id_order(guideline: G
     assert p1["admin_ids"] == ["A1", "A2", "A3", "A0"]
     assert p1["actual_weight_kg"] == 60.0
     assert p1["administrations"] == 4
+
+
+def _product_frame(products: int) -> pl.DataFrame:
+    """Three cycles' administrations over ``products`` distinct product names, rows in no particular order."""
+    names = [f"Product {i:03d}" for i in range(products)]
+    rows = [(seq, names[(seq * 7 + k * 13) % products]) for seq in (0, 1, 2) for k in range(products + 5)]
+    rows.append((1, names[0]))
+    return pl.DataFrame(rows, schema={"cycle_seq": pl.UInt32, "product": pl.String}, orient="row")
+
+
+@pytest.mark.parametrize("products", [1, 4, 64, 65, 70])
+def test_product_lists_are_each_cycles_distinct_products_sorted(products: int) -> None:
+    """Both ways of listing a cycle's products (a 64-bit mask up to 64 products, integer pairs beyond)
+    give the sorted distinct names, joined with "; ", in cycle order."""
+    frame = _product_frame(products)
+    expected = [
+        "; ".join(sorted(set(frame.filter(pl.col("cycle_seq") == seq).get_column("product").to_list())))
+        for seq in (0, 1, 2)
+    ]
+    listed = courses._product_lists(frame)
+    assert listed.get_column("cycle_seq").to_list() == [0, 1, 2]
+    assert listed.get_column("products").to_list() == expected
+
+
+def test_per_cycle_parts_are_joined_when_their_keys_do_not_line_up() -> None:
+    """Side by side only when every part lists the same cycles in the same order; otherwise a join."""
+    a = pl.DataFrame({"cycle_seq": [1, 2, 3], "x": ["a", "b", "c"]})
+    b = pl.DataFrame({"cycle_seq": [1, 2, 3], "y": [10, 20, 30]})
+    shuffled = pl.DataFrame({"cycle_seq": [3, 1, 2], "y": [30, 10, 20]})
+    expected = [(1, "a", 10), (2, "b", 20), (3, "c", 30)]
+    assert courses._side_by_side(a, b).rows() == expected
+    assert courses._side_by_side(a, shuffled).sort("cycle_seq").rows() == expected
