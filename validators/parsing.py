@@ -117,8 +117,10 @@ def catalog_name(column: str, lookup: Mapping[str, str]) -> pl.Expr:
 def per_distinct(table: pl.DataFrame, column: str, parser: pl.Expr) -> pl.Expr:
     """``parser`` (an expression on ``column`` alone) evaluated once per distinct value.
 
-    Units, sexes, product names and birth dates repeat a lot: parsing the few
-    distinct values and mapping them back is much cheaper than parsing every row.
+    Units, sexes, product names, birth dates, and in real exports times (to the minute)
+    and numbers too, repeat a lot: parsing the distinct values and mapping them back is
+    much cheaper than parsing every row (at 1M rows, administered_at's 90k distinct values:
+    0.35 s -> 0.05 s). When nearly every value differs it costs one extra hash pass.
     """
     distinct = table.select(pl.col(column).unique().drop_nulls())
     parsed = distinct.select(pl.col(column), parser.alias("parsed"))
