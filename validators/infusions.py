@@ -111,31 +111,40 @@ def stage(table: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
     concentration = {product.name: product.concentration_g_per_ml for product in guideline.products}
     columns = (*INFUSION_REQUIRED, *INFUSION_OPTIONAL)
 
-    def few(column: str, parser: pl.Expr) -> pl.Expr:
-        return p.per_distinct(table, column, parser)
-
+    few = p.per_distinct(
+        table,
+        {
+            "administered_at": p.local_datetime("administered_at"),
+            "product": p.catalog_name("product", products),
+            "dose": p.number("dose"),
+            "dose_unit": p.code("dose_unit", DOSE_UNITS),
+            "weight": p.number("weight"),
+            "weight_unit": p.code("weight_unit", WEIGHT_UNITS),
+            "height": p.number("height"),
+            "height_unit": p.code("height_unit", HEIGHT_UNITS),
+            "sex": _sex(),
+            "birth_date": p.local_date("birth_date"),
+            "infusion_rate": p.number("infusion_rate"),
+            "infusion_rate_unit": p.code("infusion_rate_unit", RATE_UNITS),
+        },
+    )
     parsed = table.select(
         "source_file",
         "source_row",
         *raw_copies(columns),
-        p.trimmed(table, "admin_id").alias("admin_id"),
-        p.trimmed(table, "patient_id").alias("patient_id"),
-        few("administered_at", p.local_datetime("administered_at")).alias("administered_at"),
-        few("product", p.catalog_name("product", products)).alias("product"),
-        few("dose", p.number("dose")).alias("dose"),
-        few("dose_unit", p.code("dose_unit", DOSE_UNITS)).alias("dose_unit"),
-        few("weight", p.number("weight")).alias("weight"),
-        few("weight_unit", p.code("weight_unit", WEIGHT_UNITS)).alias("weight_unit"),
-        few("height", p.number("height")).alias("height"),
-        _unit_of("height", few("height_unit", p.code("height_unit", HEIGHT_UNITS))).alias("height_unit"),
-        few("sex", _sex()).alias("sex"),
-        few("birth_date", p.local_date("birth_date")).alias("birth_date"),
-        p.trimmed(table, "indication").alias("indication"),
-        p.trimmed(table, "site").alias("site"),
-        few("infusion_rate", p.number("infusion_rate")).alias("infusion_rate"),
-        _unit_of("infusion_rate", few("infusion_rate_unit", p.code("infusion_rate_unit", RATE_UNITS))).alias(
-            "infusion_rate_unit"
-        ),
+        *p.trimmed(table, ("admin_id", "patient_id", "indication", "site")),
+        few["administered_at"],
+        few["product"],
+        few["dose"],
+        few["dose_unit"],
+        few["weight"],
+        few["weight_unit"],
+        few["height"],
+        _unit_of("height", pl.lit(few["height_unit"])).alias("height_unit"),
+        few["sex"],
+        few["birth_date"],
+        few["infusion_rate"],
+        _unit_of("infusion_rate", pl.lit(few["infusion_rate_unit"])).alias("infusion_rate_unit"),
     )
     g_per_ml = pl.col("product").replace_strict(concentration, default=None, return_dtype=pl.Float64)
     weight_kg = (

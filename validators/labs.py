@@ -83,7 +83,7 @@ def stage(table: pl.DataFrame) -> pl.DataFrame:
         p.text("test").alias("test"),
         censored.struct.field("1").alias("censor"),
         pl.coalesce(censored.struct.field("2"), pl.col("value")).alias("_number"),
-        p.per_distinct(table, "unit", p.code("unit", IGA_UNITS)).alias("unit"),
+        p.per_distinct(table, {"unit": p.code("unit", IGA_UNITS)})["unit"],
     )
     factor = pl.col("unit").replace_strict(MG_DL_PER_UNIT, default=None, return_dtype=pl.Float64)
     return staged.with_columns(p.number("_number").alias("value")).with_columns(

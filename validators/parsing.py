@@ -7,7 +7,7 @@ the row checks in the loaders turn that null into a reason. No per-row Python.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import polars as pl
@@ -47,14 +47,16 @@ def text(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars()
 
 
-def trimmed(table: pl.DataFrame, column: str) -> pl.Expr:
-    """``text(column)``, or the column itself when no value has space to trim.
+def trimmed(table: pl.DataFrame, columns: Sequence[str]) -> list[pl.Expr]:
+    """``text(column)`` for each column, or the column itself when no value has space to trim.
 
     Trimming copies every value; most exports have nothing to trim, and then the
     staging frame shares the text already read (a tenth of a GB per column at 10M rows).
+    The columns are looked at in one select (in parallel).
     """
-    padded = table.select(pl.col(column).str.contains(r"^\s|\s$").any()).item()
-    return text(column) if padded else pl.col(column)
+    changes = (pl.col(c).str.strip_chars().str.len_bytes() != pl.col(c).str.len_bytes() for c in columns)
+    padded = table.select(change.any() for change in changes).row(0)
+    return [text(c) if pad else pl.col(c) for c, pad in zip(columns, padded, strict=True)]
 
 
 def number(column: str) -> pl.Expr:
@@ -114,22 +116,29 @@ def catalog_name(column: str, lookup: Mapping[str, str]) -> pl.Expr:
     return key.replace_strict(dict(lookup), default=None, return_dtype=pl.String)
 
 
-def per_distinct(table: pl.DataFrame, column: str, parser: pl.Expr) -> pl.Expr:
-    """``parser`` (an expression on ``column`` alone) evaluated once per distinct value.
+def per_distinct(table: pl.DataFrame, parsers: Mapping[str, pl.Expr]) -> dict[str, pl.Series]:
+    """Each ``parsers[column]`` (an expression on that column alone) evaluated once per distinct value.
 
-    Units, sexes, product names, birth dates, and in real exports times (to the minute)
-    and numbers too, repeat a lot: parsing the distinct values and mapping them back is
-    much cheaper than parsing every row (at 1M rows, administered_at's 90k distinct values:
-    0.35 s -> 0.05 s). When nearly every value differs it costs one extra hash pass.
+    Returns the parsed values of each column, row for row with ``table``. Units, sexes,
+    product names, birth dates, and in real exports times (to the minute) and numbers
+    too, repeat a lot: parsing the distinct values is much cheaper than parsing every
+    row (at 1M rows, administered_at's 90k distinct values: 0.35 s -> 0.05 s). Each
+    column is coded as a categorical of its own (one select, the columns in parallel):
+    the categories are the distinct values, parsed in that order, and the codes pick
+    each row's result (1M rows, 11 columns: 0.43 s -> 0.2 s against finding the
+    distinct values and mapping them back with ``replace_strict``). When nearly every
+    value differs it costs one extra hash pass.
     """
-    distinct = table.select(pl.col(column).unique().drop_nulls())
-    parsed = distinct.select(pl.col(column), parser.alias("parsed"))
-    return pl.col(column).replace_strict(
-        parsed.get_column(column),
-        parsed.get_column("parsed"),
-        default=None,
-        return_dtype=parsed.schema["parsed"],
-    )
+    categories = {column: pl.Categories.random() for column in parsers}
+    coded = table.select(pl.col(column).cast(pl.Categorical(categories[column])) for column in parsers)
+    parsed: dict[str, pl.Series] = {}
+    for column, parser in parsers.items():
+        # A private category list (it lives as long as a column uses it, so read it first):
+        # value i is the one coded i, and nothing else is in it.
+        distinct = pl.DataFrame([categories[column].to_series().alias(column)])
+        codes = coded.drop_in_place(column).to_physical()
+        parsed[column] = distinct.select(parser).to_series().gather(codes).alias(column)
+    return parsed
 
 
 # ------------------------------------------------------------------ reasons

@@ -6,6 +6,10 @@ staging column, whether it is required, and pandera checks, each paired with
 the reason text a failing row gets. ``find_problems`` runs the pandera schema
 once (eager frame, ``lazy=True``), reads ``SchemaErrors.failure_cases`` and
 writes every row's reasons, all problems of a row joined with ``"; "``.
+
+pandera imports its polars backend (and, when installed, hypothesis, for its data
+synthesis) on the first validation, not on ``import pandera.polars``: 0.15-0.2 s that
+the first file's validation paid. The backend is imported here, with this module.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandera.backends.polars.builtin_checks
+import pandera.backends.polars.container  # noqa: F401 (imported for its cost at start-up: see above)
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
