@@ -10,12 +10,14 @@ from pathlib import Path
 import openpyxl
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audit.guideline import Guideline
 from tests.validators.conftest import INFUSION_COLUMNS, NOW, infusion, write_csv
 from validators.errors import InputError
 from validators.infusions import load_infusions
-from validators.io import read_mapping, read_table
+from validators.io import _count_lines, read_mapping, read_table
 
 
 def test_input_error_is_one_line_with_file_and_problem() -> None:
@@ -335,3 +337,13 @@ def test_line_numbers_of_a_windows_1252_file_with_a_quoted_line_break(tmp_path: 
     table = read_table(path)
     assert table.get_column("source_row").to_list() == [2, 4]
     assert table.get_column("patient_id").to_list() == ["Pé", "P2"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(text=st.text(alphabet='a,"\n\r ;', min_size=1, max_size=60))
+def test_lines_of_a_file_are_counted_as_in_its_bytes(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+    """Counting a file's lines (polars, quoting off) agrees with counting line breaks in its bytes."""
+    data = text.encode("utf-8")
+    path = tmp_path_factory.mktemp("lines") / "t.csv"
+    path.write_bytes(data)
+    assert _count_lines(path) == _count_lines(data) == data.count(b"\n") + (not data.endswith(b"\n"))
