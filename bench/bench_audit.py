@@ -18,6 +18,8 @@ fresh process so peak memory is that run's alone:
   group, rules, write CSV, write workbook); the timings also go into ``summary.json``;
 * ``polars-read``: ``pl.read_csv`` of the same infusion file and nothing else, the
   floor for the compute ratio ``(read + validate + group + rules) / polars read``;
+  ``--repeats N`` runs it and the pipeline alternately N times and takes the ratio of
+  the medians (a shared machine's load moves a single pair by ±30%);
 * ``reference`` (``--reference``): three rules by the plain-Python reference
   (``bench/reference.py``) against the engine on the same validated rows.
 
@@ -33,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import threading
@@ -211,24 +214,39 @@ def _child(mode: str, data: Path, out: Path) -> list[str]:
     return [PYTHON, "-m", "bench.bench_audit", "--child", mode, "--data", str(data), "--out", str(out)]
 
 
-def bench_size(rows: int, modes: list[str], reference: bool) -> dict[str, Any]:
+def bench_size(rows: int, modes: list[str], reference: bool, repeats: int = 1) -> dict[str, Any]:
+    """Every mode on one size. With ``repeats`` > 1, the polars read and the pipeline run
+    alternately that many times and the ratio is taken from their medians (the pipeline
+    record is the run with the median compute; every run's figures are kept)."""
     data = ensure_data(rows)
     record: dict[str, Any] = {
         "rows_target": rows,
         "infusions_mb": round((data / "infusions.csv").stat().st_size / 1e6, 1),
     }
-    wall, rss, stdout = _measure(_child("polars-read", data, data))
-    record["polars_read"] = json.loads(stdout.splitlines()[-1])
-    if "pipeline" in modes:
-        out = DATA / "out" / f"pipeline_{rows}"
-        wall, rss, stdout = _measure(_child("pipeline", data, out))
-        child = json.loads(stdout.splitlines()[-1])
-        record["pipeline"] = {"wall_s": round(wall, 2), "peak_rss_mb": round(rss), **child}
-        t = child["timings_s"]
-        compute = sum(t[k] for k in ("read", "validate", "group", "rules"))
-        record["pipeline"]["compute_s"] = round(compute, 2)
-        record["pipeline"]["compute_over_polars_read"] = round(compute / record["polars_read"]["polars_read_s"], 1)
-        print(f"{rows:>10,} pipeline: {wall:6.1f} s, {rss:6.0f} MB, {t}, {child['peak_rss_mib']}", file=sys.stderr)
+    reads: list[float] = []
+    runs: list[dict[str, Any]] = []
+    for _ in range(repeats):
+        _, _, stdout = _measure(_child("polars-read", data, data))
+        reads.append(json.loads(stdout.splitlines()[-1])["polars_read_s"])
+        if "pipeline" in modes:
+            out = DATA / "out" / f"pipeline_{rows}"
+            wall, rss, stdout = _measure(_child("pipeline", data, out))
+            child = json.loads(stdout.splitlines()[-1])
+            t = child["timings_s"]
+            compute = sum(t[k] for k in ("read", "validate", "group", "rules"))
+            runs.append({"wall_s": round(wall, 2), "peak_rss_mb": round(rss), **child, "compute_s": round(compute, 2)})
+            print(f"{rows:>10,} pipeline: {wall:6.1f} s, {rss:6.0f} MB, {t}, {child['peak_rss_mib']}", file=sys.stderr)
+    read_s = statistics.median(reads)
+    record["polars_read"] = {"polars_read_s": round(read_s, 4), "runs_s": reads}
+    if runs:
+        by_compute = sorted(runs, key=lambda run: run["compute_s"])
+        compute_s = statistics.median(run["compute_s"] for run in runs)
+        record["pipeline"] = {
+            **by_compute[(len(runs) - 1) // 2],
+            "compute_over_polars_read": round(compute_s / read_s, 1),
+            "compute_runs_s": [run["compute_s"] for run in runs],
+            "ratio_runs": [round(run["compute_s"] / read, 1) for run, read in zip(runs, reads, strict=True)],
+        }
     for mode in ("cli", "partitioned"):
         if mode not in modes:
             continue
@@ -289,6 +307,8 @@ def table(records: list[dict[str, Any]]) -> str:
             if "audit" in t and "group" not in t:  # a partitioned run times group + rules as one step
                 cells[STEPS.index("group")] = f"{t['audit']:.2f} (group + rules)"
             ratio = m.get("compute_over_polars_read", "–")
+            if len(m.get("ratio_runs", [])) > 1:  # --repeats: the median's ratio, then each pair's range
+                ratio = f"{ratio} ({min(m['ratio_runs'])}-{max(m['ratio_runs'])})"
             lines.append(
                 f"| {r['rows_target']:,} | {r['infusions_mb']} | {mode} | {m['wall_s']:.1f} | {m['peak_rss_mb']:,} | "
                 + " | ".join(cells)
@@ -303,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", choices=["pipeline", "cli", "partitioned"], default=["pipeline", "cli"])
     parser.add_argument("--reference", action="store_true", help="also time 3 rules in plain Python vs the engine")
     parser.add_argument("--json", type=Path, help="write every figure here as JSON")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the polars read and the pipeline alternately this many times; the ratio is of their medians",
+    )
     parser.add_argument("--child", choices=["pipeline", "polars-read", "reference"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -318,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    records = [bench_size(rows, args.modes, args.reference) for rows in args.sizes]
+    records = [bench_size(rows, args.modes, args.reference, args.repeats) for rows in args.sizes]
     report = {"machine": machine(), "results": records}
     print(json.dumps(report["machine"], indent=2))
     print(table(records))
