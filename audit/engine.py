@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 
 from audit import frames
-from audit.courses import CYCLE_INPUT, assign_cycles, build_cycles, in_scope_mask
+from audit.courses import CYCLE_INPUT, assign_cycles, build_cycles, in_scope_mask, product_names
 from audit.dosing import with_dosing_weight
 from audit.guideline import SEVERITY_ORDER, Guideline
 from audit.rules import RULES, RuleInput
@@ -104,8 +104,9 @@ def build_cycle_table(
     period_end: date | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """In-scope administrations -> (cycles with every computed column, infusion days)."""
-    admins, days = assign_cycles(admins, guideline)
-    cycles = build_cycles(admins, days, guideline)
+    names = product_names(admins)
+    ordered, days = assign_cycles(admins, guideline, product_names=names)
+    cycles = build_cycles(ordered, days, guideline, source=admins, product_names=names)
     cycles = with_dosing_weight(cycles, guideline)
     cycles = cycles.with_columns(
         g_per_kg=pl.col("total_g") / pl.col("dosing_weight_kg"),
@@ -115,7 +116,7 @@ def build_cycle_table(
     cycles = _iga_context(cycles, labs, guideline)
     cycles = _review_context(cycles, reviews, guideline)
     days = days.join(
-        cycles.select("cycle_seq", "course_id", "cycle_number", "dosing_weight_kg", "in_period"),
+        cycles.select("cycle_seq", "patient_id", "course_id", "cycle_number", "dosing_weight_kg", "in_period"),
         on="cycle_seq",
         how="inner",
     ).with_columns(day_g_per_kg=pl.col("day_g") / pl.col("dosing_weight_kg"))

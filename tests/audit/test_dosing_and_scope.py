@@ -158,9 +158,60 @@ def test_product_lists_are_each_cycles_distinct_products_sorted(products: int) -
         "; ".join(sorted(set(frame.filter(pl.col("cycle_seq") == seq).get_column("product").to_list())))
         for seq in (0, 1, 2)
     ]
-    listed = courses._product_lists(frame)
+    names = courses.product_names(frame)
+    coded = frame.with_columns(_product=pl.col("product").cast(pl.Enum(names)).to_physical().cast(pl.UInt32))
+    listed = courses._product_lists(coded, names)
     assert listed.get_column("cycle_seq").to_list() == [0, 1, 2]
     assert listed.get_column("products").to_list() == expected
+
+
+def _admins(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """``(admin_id, patient_id, administered_at)`` rows with the integer patient key added."""
+    frame = pl.DataFrame(rows, schema=["admin_id", "patient_id", "administered_at"], orient="row")
+    return frame.with_columns(
+        pl.col("administered_at").str.to_datetime(time_unit="us"), _pk=pl.col("patient_id").str.slice(1).cast(pl.UInt64)
+    )
+
+
+def _expected_order(frame: pl.DataFrame) -> list[str]:
+    return frame.sort("_pk", "administered_at", "admin_id").get_column("admin_id").to_list()
+
+
+@pytest.mark.parametrize(
+    ("patients", "step"),
+    [
+        (3, "microsecond"),  # six years of microseconds times three patients fit 64 bits
+        (2**20, "millisecond"),  # too many patients for microseconds: coarser steps
+        (2**40, "minute"),
+        (2**44, None),  # too many even for minutes: the three columns are sorted
+    ],
+)
+def test_sort_by_patient_and_time_orders_by_patient_instant_and_admin_id(patients: int, step: str | None) -> None:
+    """Whatever step the sort key takes (or none), rows come by patient, then instant, then
+    admin_id, including instants that share a step (same second, same minute) and ties."""
+    high = f"P{patients - 1}"
+    rows = [
+        ("A5", "P1", "2024-03-01 08:00:00.000002"),
+        ("A4", "P1", "2024-03-01 08:00:00.000001"),
+        ("A9", high, "2026-02-01 08:00:59"),
+        ("A8", high, "2026-02-01 08:00:01"),
+        ("A3", "P1", "2024-03-01 08:00:00.000001"),
+        ("A7", "P0", "2025-01-01 00:00:00"),
+        ("A6", "P1", "2020-01-01 00:00:00"),
+        ("A2", high, "2026-02-01 08:00:01"),
+    ]
+    frame = _admins(rows)
+    ordered = courses.sort_by_patient_and_time(frame)
+    assert ordered.columns == frame.columns
+    assert ordered.get_column("admin_id").to_list() == _expected_order(frame)
+
+
+def test_sort_by_patient_and_time_with_nulls_sorts_the_three_columns() -> None:
+    """A null patient key or instant can't be in the 64-bit key: sorted like the three columns."""
+    frame = _admins([("A2", "P1", "2025-01-02 00:00:00"), ("A1", "P1", "2025-01-01 00:00:00"), ("A3", "P0", None)])
+    frame = frame.vstack(frame.head(1).with_columns(admin_id=pl.lit("A0"), _pk=pl.lit(None, pl.UInt64)))
+    assert courses.sort_by_patient_and_time(frame).get_column("admin_id").to_list() == _expected_order(frame)
+    assert courses.sort_by_patient_and_time(frame.clear()).height == 0
 
 
 def test_per_cycle_parts_are_joined_when_their_keys_do_not_line_up() -> None:
