@@ -26,7 +26,7 @@ class AuditResult:
 
 
 def _iga_context(cycles: pl.DataFrame, labs: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
-    """Attach the latest IgA result at or before each cycle's first administration."""
+    """Attach the latest IgA result at or before each cycle's first administration; rows keep their order."""
     threshold = guideline.value("iga_deficiency_mg_dl")
     is_deficient = (pl.col("censor") == "<") | (pl.col("censor").is_null() & (pl.col("iga_mg_dl") < threshold))
     # One result per patient and instant; when results share an instant, a deficient one wins.
@@ -38,14 +38,23 @@ def _iga_context(cycles: pl.DataFrame, labs: pl.DataFrame, guideline: Guideline)
         .rename({"collected_at": "iga_collected_at", "censor": "iga_censor"})
         .sort("iga_collected_at")
     )
-    joined = cycles.sort("first_admin_at").join_asof(
-        latest,
-        left_on="first_admin_at",
-        right_on="iga_collected_at",
-        by="patient_id",
-        strategy="backward",
-        check_sortedness=False,  # both sides sorted on the key just above
+    # Only the join's keys are sorted by time; the results are put back in the cycles' order
+    # (sorting every cycle column instead: 10M rows, 0.5 s more).
+    found = (
+        cycles.select("patient_id", "first_admin_at", _order=pl.int_range(pl.len(), dtype=pl.UInt32))
+        .sort("first_admin_at")
+        .join_asof(
+            latest,
+            left_on="first_admin_at",
+            right_on="iga_collected_at",
+            by="patient_id",
+            strategy="backward",
+            check_sortedness=False,  # both sides sorted on the key just above
+        )
+        .sort("_order")
+        .drop("patient_id", "first_admin_at", "_order")
     )
+    joined = pl.concat([cycles, found], how="horizontal")
     return joined.with_columns(
         iga_status=pl.when(pl.col("iga_collected_at").is_null())
         .then(pl.lit(NOT_SCREENED))
@@ -56,7 +65,7 @@ def _iga_context(cycles: pl.DataFrame, labs: pl.DataFrame, guideline: Guideline)
 
 
 def _review_context(cycles: pl.DataFrame, reviews: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:
-    """For the first cycle past the maximum, whether a review falls in the window."""
+    """For the first cycle past the maximum, whether a review falls in the window; rows keep their order."""
     checked_cycle = int(guideline.value("max_cycles_without_review")) + 1
     window_cycle = int(guideline.value("review_window_start_cycle"))
     window = cycles.filter(pl.col("cycle_number") == window_cycle).select(
@@ -65,7 +74,7 @@ def _review_context(cycles: pl.DataFrame, reviews: pl.DataFrame, guideline: Guid
     last_review = reviews.select("patient_id", review_on=pl.col("reviewed_on")).unique().sort("review_on")
     checked = (
         cycles.filter(pl.col("cycle_number") == checked_cycle)
-        .select("patient_id", "course_id", "cycle_number", "cycle_start")
+        .select("cycle_seq", "patient_id", "course_id", "cycle_start")
         .join(window, on="course_id", how="left")
         .sort("cycle_start")
         .join_asof(
@@ -77,12 +86,11 @@ def _review_context(cycles: pl.DataFrame, reviews: pl.DataFrame, guideline: Guid
             check_sortedness=False,
         )
         .select(
-            "course_id",
-            "cycle_number",
+            "cycle_seq",
             has_review_in_window=(pl.col("review_on") >= pl.col("window_from")).fill_null(False),
         )
     )
-    return cycles.join(checked, on=["course_id", "cycle_number"], how="left")
+    return cycles.join(checked, on="cycle_seq", how="left", maintain_order="left")
 
 
 def _period_mask(period_start: date | None, period_end: date | None) -> pl.Expr:
@@ -115,12 +123,20 @@ def build_cycle_table(
     )
     cycles = _iga_context(cycles, labs, guideline)
     cycles = _review_context(cycles, reviews, guideline)
-    days = days.join(
-        cycles.select("cycle_seq", "patient_id", "course_id", "cycle_number", "dosing_weight_kg", "in_period"),
-        on="cycle_seq",
-        how="inner",
+    days = _with_cycle_facts(
+        days, cycles.select("cycle_seq", "patient_id", "course_id", "cycle_number", "dosing_weight_kg", "in_period")
     ).with_columns(day_g_per_kg=pl.col("day_g") / pl.col("dosing_weight_kg"))
     return cycles, days
+
+
+def _with_cycle_facts(days: pl.DataFrame, cycles: pl.DataFrame) -> pl.DataFrame:
+    """Each day with its cycle's columns. ``build_cycles`` numbers the cycles 1, 2, ... in row
+    order and the steps after it keep that order, so cycle n is row n - 1: taken by position
+    (10M rows: 1.1 s -> 0.2 s against a join on ``cycle_seq``, which is what any other order gets)."""
+    keys = cycles.get_column("cycle_seq")
+    if keys.equals(pl.int_range(1, keys.len() + 1, eager=True)):
+        return pl.concat([days, cycles.drop("cycle_seq")[days.get_column("cycle_seq") - 1]], how="horizontal")
+    return days.join(cycles, on="cycle_seq", how="inner", maintain_order="left")
 
 
 def evaluate_rules(cycles: pl.DataFrame, days: pl.DataFrame, guideline: Guideline) -> pl.DataFrame:

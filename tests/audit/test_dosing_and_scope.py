@@ -7,7 +7,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from audit import courses
+from audit import courses, engine
 from audit.courses import in_scope_mask
 from audit.dosing import with_dosing_weight
 from audit.guideline import Guideline
@@ -222,3 +222,14 @@ def test_per_cycle_parts_are_joined_when_their_keys_do_not_line_up() -> None:
     expected = [(1, "a", 10), (2, "b", 20), (3, "c", 30)]
     assert courses._side_by_side(a, b).rows() == expected
     assert courses._side_by_side(a, shuffled).rows() == expected
+
+
+def test_days_get_their_cycles_columns_by_position_or_by_join() -> None:
+    """Cycles numbered 1, 2, ... in row order are taken by position; in any other order, joined:
+    each day gets its own cycle's columns either way, days in their order."""
+    days = pl.DataFrame({"cycle_seq": [1, 1, 2, 3, 3, 3], "day_g": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    cycles = pl.DataFrame({"cycle_seq": [1, 2, 3], "course_id": ["P1-C1", "P1-C2", "P2-C1"]})
+    expected = [(1, 1.0, "P1-C1"), (1, 2.0, "P1-C1"), (2, 3.0, "P1-C2"), (3, 4.0, "P2-C1")]
+    expected += [(3, 5.0, "P2-C1"), (3, 6.0, "P2-C1")]
+    assert engine._with_cycle_facts(days, cycles).rows() == expected
+    assert engine._with_cycle_facts(days, cycles.reverse()).rows() == expected
