@@ -212,19 +212,49 @@ def assemble_result(
     caller that times the steps (the pipeline, the benchmark) calls them one by one.
     """
     per_cycle = findings.group_by("course_id", "cycle_number").agg(exception_count=pl.len().cast(pl.Int64))
-    cycles = (
-        cycles.join(per_cycle, on=["course_id", "cycle_number"], how="left")
+    cycles = _by_patient_and_start(
+        cycles.join(per_cycle, on=["course_id", "cycle_number"], how="left", maintain_order="left")
         .with_columns(pl.col("exception_count").fill_null(0))
         .select([pl.col(c).cast(t) for c, t in frames.CYCLES.items()])
-        .sort("patient_id", "cycle_start")
     )
     reported = cycles.filter(pl.col("in_period"))
+    # Sorted by patient and start, a patient's rows are together and so are a course's (its
+    # cycles are consecutive): counting where the value changes counts the distinct values.
     counts = {
         "rows_audited": admins.height,
         "rows_out_of_scope": out_of_scope.height,
-        "patients": reported.get_column("patient_id").n_unique(),
-        "courses": reported.get_column("course_id").n_unique(),
+        "patients": _runs(reported, "patient_id"),
+        "courses": _runs(reported, "course_id"),
         "cycles": reported.height,
         "cycles_all_history": cycles.height,
     }
     return AuditResult(findings=findings, cycles=cycles, out_of_scope=out_of_scope, counts=counts)
+
+
+def _runs(frame: pl.DataFrame, column: str) -> int:
+    """How many runs of equal values ``column`` has (its distinct values when equal ones are together)."""
+    changes = (pl.col(column) != pl.col(column).shift(1)).fill_null(True)
+    return int(frame.select(changes.sum()).item())
+
+
+def _by_patient_and_start(cycles: pl.DataFrame) -> pl.DataFrame:
+    """``cycles`` sorted by ``patient_id`` then ``cycle_start``.
+
+    ``build_cycle_table`` leaves each patient's cycles together and in start order: then only
+    the patients are sorted and their rows taken in that order, and the result is checked
+    (10M rows: 0.97 s -> 0.67 s, 1M 0.058 -> 0.040 s). Any other order fails the check, and
+    the rows are sorted.
+    """
+    patient, start = pl.col("patient_id"), pl.col("cycle_start")
+    if not cycles.select(patient.null_count() + start.null_count()).item():
+        runs = (
+            cycles.select(patient, _from=pl.int_range(pl.len(), dtype=pl.UInt32))
+            .filter((patient != patient.shift(1)).fill_null(True))
+            .with_columns(_to=pl.col("_from").shift(-1, fill_value=cycles.height))
+            .sort("patient_id")
+        )
+        taken = cycles[runs.select(pl.int_ranges("_from", "_to", dtype=pl.UInt32).explode()).to_series()]
+        after = (patient > patient.shift(1)) | ((patient == patient.shift(1)) & (start > start.shift(1)))
+        if taken.select(after.fill_null(True).all()).item():
+            return taken
+    return cycles.sort("patient_id", "cycle_start")

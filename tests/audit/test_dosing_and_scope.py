@@ -233,3 +233,23 @@ def test_days_get_their_cycles_columns_by_position_or_by_join() -> None:
     expected += [(3, 5.0, "P2-C1"), (3, 6.0, "P2-C1")]
     assert engine._with_cycle_facts(days, cycles).rows() == expected
     assert engine._with_cycle_facts(days, cycles.reverse()).rows() == expected
+
+
+def test_cycles_are_sorted_by_patient_and_start_from_any_order() -> None:
+    """Patients' cycles together and in start order only need the patients sorted; any other
+    order (a patient split in two, starts out of order, nulls) is sorted row by row."""
+    together = pl.DataFrame(
+        {
+            "patient_id": ["P2", "P2", "P10", "P1", "P1"],
+            "cycle_start": [date(2025, 1, 1), date(2025, 2, 1), date(2025, 1, 5), date(2024, 6, 1), date(2025, 3, 1)],
+        }
+    )
+    expected = together.sort("patient_id", "cycle_start").rows()
+    assert engine._by_patient_and_start(together).rows() == expected
+    for other in (together.reverse(), together[[0, 3, 1, 2, 4]], together[[1, 0, 2, 3, 4]]):
+        assert engine._by_patient_and_start(other).rows() == expected
+    with_null = together.with_columns(
+        patient_id=pl.when(pl.col("patient_id") == "P10").then(None).otherwise("patient_id")
+    )
+    assert engine._by_patient_and_start(with_null).rows() == with_null.sort("patient_id", "cycle_start").rows()
+    assert engine._by_patient_and_start(together.clear()).height == 0
