@@ -15,9 +15,9 @@ class RuleInput:
     """The tables a rule may read. Rules never see files, the clock or Prefect.
 
     ``cycles``: one row per cycle to report on (the audit period), with every column of
-    ``audit.frames.CYCLES`` computed from all history. ``days``: one row per infusion day
-    of those cycles (``patient_id, course_id, cycle_number, day, day_g, day_g_per_kg,
-    gap_days, admin_ids``).
+    ``audit.frames.CYCLES`` computed from all history, and ``cycle_seq``, an integer that
+    identifies the cycle. ``days``: one row per infusion day of those cycles (``cycle_seq,
+    patient_id, course_id, cycle_number, day, day_g, day_g_per_kg, gap_days, admin_ids``).
     """
 
     cycles: pl.DataFrame
