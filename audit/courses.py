@@ -232,7 +232,8 @@ def build_cycles(
     """One row per cycle with its course, numbering, interval and first-administration facts.
 
     ``admins`` and ``days`` come from ``assign_cycles``; ``source`` is the frame it was given,
-    from which the first administration's ``FIRST_FACTS`` are taken by ``_row``.
+    from which the first administration's ``FIRST_FACTS`` are taken by ``_row``. Rows come in
+    ``cycle_seq`` order (1, 2, ...: by patient key, then start), which the steps after this keep.
     """
     reduced_names = {p.name for p in guideline.products if p.is_iga_reduced}
     reduced = [i for i, name in enumerate(product_names) if name in reduced_names]
