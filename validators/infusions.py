@@ -32,6 +32,7 @@ from validators.quarantine import (
     present_if,
     quarantine,
     raw_copies,
+    repeated_hashes,
     require_columns,
     with_optional,
 )
@@ -87,7 +88,7 @@ def validate_infusions(table: pl.DataFrame, path: Path, guideline: Guideline, *,
     staged = stage(with_optional(table, INFUSION_OPTIONAL), guideline)
     # Rows sharing an admin_id (trimmed; blank ones too) are the only candidates for
     # both exact duplicates and conflicting repeats: everything else is checked once, cheaply.
-    same_id = staged.get_column("admin_id").hash().is_duplicated()
+    same_id = repeated_hashes(staged.get_column("admin_id"))
     duplicate = duplicate_rows(table, candidates=same_id)
     problems = find_problems(staged, fields(guideline, now))
     conflicts = repeated_admin_ids(staged, same_id & ~duplicate)

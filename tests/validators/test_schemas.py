@@ -7,11 +7,13 @@ from datetime import date
 import pandera.polars as pa
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pandera.config import config_context
 from pandera.errors import SchemaErrors
 
 from audit.frames import CYCLES, FINDINGS, INFUSIONS, LABS, REVIEWS
-from validators.quarantine import Field, Problem, _check_output, duplicate_rows, find_problems
+from validators.quarantine import Field, Problem, _check_output, duplicate_rows, find_problems, repeated_hashes
 from validators.schemas import (
     CYCLES_SCHEMA,
     FINDINGS_SCHEMA,
@@ -153,3 +155,11 @@ def test_duplicate_rows_marks_later_copies_only() -> None:
     candidates = table.select(pl.col("a").hash().is_duplicated()).to_series()
     assert duplicate_rows(table, candidates).to_list() == expected
     assert not duplicate_rows(table.head(0)).any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.sampled_from(["A1", "A2", "A3", " A1", ""])), max_size=30))
+def test_repeated_hashes_marks_every_repeated_value(values: list[str | None]) -> None:
+    """Every row whose value (or null) is on another row too is marked, and no other row."""
+    series = pl.Series("admin_id", values, dtype=pl.String)
+    assert repeated_hashes(series).to_list() == series.is_duplicated().to_list()
