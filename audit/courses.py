@@ -39,9 +39,11 @@ def _patient_key() -> pl.Expr:
     """A cheap integer stand-in for ``patient_id`` (sorting and joining strings costs 10x more).
 
     Codes follow first appearance, so they depend on row order: they only ever group and
-    join, never decide an order that reaches the output.
+    join, never decide an order that reaches the output. The categories are this call's own
+    (0 to patients - 1, freed afterwards), not the process-wide ones, which would keep every
+    patient id of every audit a long-running process has done.
     """
-    return pl.col("patient_id").cast(pl.Categorical).to_physical().cast(pl.UInt32)
+    return pl.col("patient_id").cast(pl.Categorical(pl.Categories.random())).to_physical().cast(pl.UInt32)
 
 
 def _new_run(key: str, value: str, max_gap: float) -> tuple[pl.Expr, pl.Expr]:
