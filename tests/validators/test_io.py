@@ -17,7 +17,7 @@ from audit.guideline import Guideline
 from tests.validators.conftest import INFUSION_COLUMNS, NOW, infusion, write_csv
 from validators.errors import InputError
 from validators.infusions import load_infusions
-from validators.io import _count_lines, read_mapping, read_table
+from validators.io import _blank_columns, _count_lines, read_mapping, read_table
 
 
 def test_input_error_is_one_line_with_file_and_problem() -> None:
@@ -347,3 +347,17 @@ def test_lines_of_a_file_are_counted_as_in_its_bytes(tmp_path_factory: pytest.Te
     path = tmp_path_factory.mktemp("lines") / "t.csv"
     path.write_bytes(data)
     assert _count_lines(path) == _count_lines(data) == data.count(b"\n") + (not data.endswith(b"\n"))
+
+
+#: Every white-space character the blank-cell pattern knows (Unicode White_Space), and others.
+WHITE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000"
+OTHER = "!~aZ0-,é\u200b\x00\x7f\U0001f600"
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=st.lists(st.one_of(st.none(), st.text(alphabet=WHITE + OTHER, min_size=1, max_size=4)), max_size=12))
+def test_blank_columns_are_the_columns_with_a_white_space_cell(cells: list[str | None]) -> None:
+    """A column is found blank exactly when some cell is white space only, whatever it starts with."""
+    body = pl.DataFrame({"c": cells}, schema={"c": pl.String})
+    expected = any(cell is not None and all(ch in WHITE for ch in cell) for cell in cells)
+    assert _blank_columns(body, ["c"]) == (["c"] if expected else [])
