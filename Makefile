@@ -46,7 +46,7 @@ sample: install
 	$(RUN) python -m sample_data.generate --site-b --patients 80 --seed 7 --out $(SAMPLE)/site_b
 
 bench: install
-	$(RUN) python -m bench.bench_audit --sizes 100000 1000000 --reference
+	$(RUN) python -m bench.bench_audit --sizes 100000 1000000 --reference --repeats 3
 
 lock: $(UV)
 	$(UV) lock
