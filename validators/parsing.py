@@ -59,10 +59,13 @@ def trimmed(table: pl.DataFrame, columns: Sequence[str]) -> list[pl.Expr]:
     return [text(c) if pad else pl.col(c) for c, pad in zip(columns, padded, strict=True)]
 
 
-def number(column: str) -> pl.Expr:
-    """A plain decimal (``1.5``, `` 20 ``, ``1e2``) as Float64; anything else (``1,5``, ``nan``) is null."""
+def number(column: str | pl.Expr) -> pl.Expr:
+    """A plain decimal (``1.5``, `` 20 ``, ``1e2``) as Float64; anything else (``1,5``, ``nan``) is null.
+
+    ``column`` is a column's name or a text expression.
+    """
     return (
-        pl.col(column)
+        (pl.col(column) if isinstance(column, str) else column)
         .str.strip_chars()
         .str.extract(NUMBER_PATTERN, 1)
         .cast(pl.Float64, strict=False)
