@@ -58,13 +58,8 @@ PARTITIONS = 4
 
 # ----------------------------------------------------------------- children
 def _child_pipeline(data: Path, out: Path) -> dict[str, Any]:
-    """run_pipeline, step by step, each step timed (no Prefect)."""
+    """run_pipeline, step by step, each step timed (no Prefect): the cli's steps, in its order."""
     from flows import steps
-    from validators.guideline_source import guideline_sha256, load_guideline
-    from validators.infusions import validate_infusions
-    from validators.io import read_table
-    from validators.labs import validate_labs
-    from validators.reviews import validate_reviews
 
     cfg = steps.RunConfig(
         infusions=data / "infusions.csv",
@@ -74,35 +69,8 @@ def _child_pipeline(data: Path, out: Path) -> dict[str, Any]:
         generated_at=datetime.fromisoformat(AS_OF),
     )
     timer = steps.Timer()
-    guideline = load_guideline(cfg.guideline)
-    now = cfg.generated_at
-    assert cfg.labs is not None
-    assert cfg.reviews is not None
-    with timer.step("read"):
-        tables = {path: read_table(path) for path in (cfg.infusions, cfg.labs, cfg.reviews)}
-    with timer.step("validate"):
-        infusions = validate_infusions(tables.pop(cfg.infusions), cfg.infusions, guideline, now=now)
-        labs = validate_labs(tables.pop(cfg.labs), cfg.labs, now=now)
-        reviews = validate_reviews(tables.pop(cfg.reviews), cfg.reviews, now=now)
-    with timer.step("hash_inputs"):
-        files = [
-            {"kind": kind, "file": str(path), "sha256": steps.sha256_of(path), "rows_read": loaded.rows_read}
-            for kind, path, loaded in (
-                ("infusions", cfg.infusions, infusions),
-                ("labs", cfg.labs, labs),
-                ("reviews", cfg.reviews, reviews),
-            )
-        ]
-    inputs = steps.Inputs(
-        guideline=guideline,
-        guideline_sha256=guideline_sha256(cfg.guideline),
-        infusions=infusions,
-        labs=labs,
-        reviews=reviews,
-        files=files,
-    )
-    rows_read = infusions.rows_read
-    del infusions, labs, reviews  # held by inputs only, as in run_pipeline
+    inputs = steps.load_inputs(cfg, timer)  # times read, validate and hash_inputs
+    rows_read = inputs.infusions.rows_read
     result = steps.audit(inputs, cfg, timer)  # times group and rules
     summary = steps.summarize(inputs, result, cfg, timer.seconds)
     steps.write_reports(inputs, result, summary, cfg, timer)  # puts timer.seconds into summary.json
